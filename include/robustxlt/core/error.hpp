@@ -1,0 +1,67 @@
+#pragma once
+// Exceptions thrown by robustxlt. Every message names the argument, the expected and the actual value,
+// e.g. "forward: ids[1, 3] must be in [0, 8000), got 9001".
+
+#if !defined(__cpp_exceptions) && !defined(__EXCEPTIONS) && !defined(_CPPUNWIND)
+#error "robustxlt reports bad input with exceptions (robustxlt::Error); compile with exceptions enabled (remove -fno-exceptions)."
+#endif
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace robustxlt {
+
+// Base of every exception the library throws.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// An argument has a value outside its documented domain.
+class InvalidArgument : public Error {
+ public:
+  using Error::Error;
+};
+
+// Tensor shapes disagree with each other or with the model.
+class ShapeError : public InvalidArgument {
+ public:
+  using InvalidArgument::InvalidArgument;
+};
+
+// NaN or Inf where finite numbers are required.
+class NumericError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A file could not be opened, read, written or renamed.
+class IoError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A file was read but its contents are malformed (truncated, bad header, wrong dtype, ...).
+class FormatError : public Error {
+ public:
+  using Error::Error;
+};
+
+namespace detail {
+
+template <class... Args>
+std::string concat(Args&&... args) {
+  std::ostringstream os;
+  (os << ... << std::forward<Args>(args));
+  return os.str();
+}
+
+template <class E = InvalidArgument, class... Args>
+[[noreturn]] void fail(Args&&... args) {
+  throw E(concat(std::forward<Args>(args)...));
+}
+
+}  // namespace detail
+}  // namespace robustxlt

@@ -1,0 +1,260 @@
+#pragma once
+// Elementwise and row kernels written once with xsimd (float and double), with scalar tails.
+// Every pointer argument points at n contiguous elements; in-place use is allowed where noted.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <type_traits>
+#include <xsimd/xsimd.hpp>
+
+namespace robustxlt::simd {
+
+template <class T>
+using batch = xsimd::batch<T>;
+
+template <class T>
+constexpr std::size_t width = batch<T>::size;
+
+template <class T>
+inline constexpr bool is_supported_scalar = std::is_same_v<T, float> || std::is_same_v<T, double>;
+
+// y[i] += a * x[i]
+template <class T>
+void axpy(std::size_t n, T a, const T* x, T* y) noexcept {
+  std::size_t i = 0;
+  const batch<T> va(a);
+  for (; i + width<T> <= n; i += width<T>)
+    xsimd::fma(va, batch<T>::load_unaligned(x + i), batch<T>::load_unaligned(y + i)).store_unaligned(y + i);
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+// out[i] = a[i] + b[i]  (out may alias a or b)
+template <class T>
+void add(std::size_t n, const T* a, const T* b, T* out) noexcept {
+  std::size_t i = 0;
+  for (; i + width<T> <= n; i += width<T>)
+    (batch<T>::load_unaligned(a + i) + batch<T>::load_unaligned(b + i)).store_unaligned(out + i);
+  for (; i < n; ++i) out[i] = a[i] + b[i];
+}
+
+// y[i] += x[i]
+template <class T>
+void add_inplace(std::size_t n, const T* x, T* y) noexcept {
+  add(n, y, x, y);
+}
+
+// x[i] *= a
+template <class T>
+void scale(std::size_t n, T a, T* x) noexcept {
+  std::size_t i = 0;
+  const batch<T> va(a);
+  for (; i + width<T> <= n; i += width<T>) (batch<T>::load_unaligned(x + i) * va).store_unaligned(x + i);
+  for (; i < n; ++i) x[i] *= a;
+}
+
+// out[i] = a[i] * b[i]  (out may alias a or b)
+template <class T>
+void mul(std::size_t n, const T* a, const T* b, T* out) noexcept {
+  std::size_t i = 0;
+  for (; i + width<T> <= n; i += width<T>)
+    (batch<T>::load_unaligned(a + i) * batch<T>::load_unaligned(b + i)).store_unaligned(out + i);
+  for (; i < n; ++i) out[i] = a[i] * b[i];
+}
+
+// sum of x[i]
+template <class T>
+T sum(std::size_t n, const T* x) noexcept {
+  std::size_t i = 0;
+  batch<T> acc(T(0));
+  for (; i + width<T> <= n; i += width<T>) acc += batch<T>::load_unaligned(x + i);
+  T s = xsimd::hadd(acc);
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
+// sum of a[i] * b[i]
+template <class T>
+T dot(std::size_t n, const T* a, const T* b) noexcept {
+  std::size_t i = 0;
+  batch<T> acc(T(0));
+  for (; i + width<T> <= n; i += width<T>)
+    acc = xsimd::fma(batch<T>::load_unaligned(a + i), batch<T>::load_unaligned(b + i), acc);
+  T s = xsimd::hadd(acc);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// max of x[i]; n > 0
+template <class T>
+T max(std::size_t n, const T* x) noexcept {
+  std::size_t i = 0;
+  T m = -std::numeric_limits<T>::infinity();
+  if (n >= width<T>) {
+    batch<T> acc = batch<T>::load_unaligned(x);
+    for (i = width<T>; i + width<T> <= n; i += width<T>) acc = xsimd::max(acc, batch<T>::load_unaligned(x + i));
+    alignas(64) T lanes[width<T>];
+    acc.store_aligned(lanes);
+    m = *std::max_element(lanes, lanes + width<T>);
+  }
+  for (; i < n; ++i) m = std::max(m, x[i]);
+  return m;
+}
+
+// True when every x[i] is finite.
+template <class T>
+bool all_finite(std::size_t n, const T* x) noexcept {
+  std::size_t i = 0;
+  // x - x is 0 for finite x and NaN for NaN or Inf, so one accumulated sum tells.
+  batch<T> acc(T(0));
+  for (; i + width<T> <= n; i += width<T>) {
+    const auto v = batch<T>::load_unaligned(x + i);
+    acc += v - v;
+  }
+  T s = xsimd::hadd(acc);
+  for (; i < n; ++i) s += x[i] - x[i];
+  return s == T(0);
+}
+
+// Exact GELU, 0.5 x (1 + erf(x / sqrt 2)).  out may alias x.
+template <class T>
+void gelu_forward(std::size_t n, const T* x, T* out) noexcept {
+  const T inv_sqrt2 = T(0.70710678118654752440);
+  std::size_t i = 0;
+  const batch<T> half(T(0.5)), one(T(1)), c(inv_sqrt2);
+  for (; i + width<T> <= n; i += width<T>) {
+    const auto v = batch<T>::load_unaligned(x + i);
+    (half * v * (one + xsimd::erf(v * c))).store_unaligned(out + i);
+  }
+  for (; i < n; ++i) out[i] = T(0.5) * x[i] * (T(1) + std::erf(x[i] * inv_sqrt2));
+}
+
+// dx[i] += dout[i] * GELU'(x[i]),  GELU'(x) = Phi(x) + x phi(x).
+template <class T>
+void gelu_backward(std::size_t n, const T* x, const T* dout, T* dx) noexcept {
+  const T inv_sqrt2 = T(0.70710678118654752440);
+  const T inv_sqrt2pi = T(0.39894228040143267794);
+  std::size_t i = 0;
+  const batch<T> half(T(0.5)), one(T(1)), c(inv_sqrt2), k(inv_sqrt2pi), mhalf(T(-0.5));
+  for (; i + width<T> <= n; i += width<T>) {
+    const auto v = batch<T>::load_unaligned(x + i);
+    const auto cdf = half * (one + xsimd::erf(v * c));
+    const auto pdf = k * xsimd::exp(mhalf * v * v);
+    const auto g = xsimd::fma(v, pdf, cdf);
+    xsimd::fma(batch<T>::load_unaligned(dout + i), g, batch<T>::load_unaligned(dx + i)).store_unaligned(dx + i);
+  }
+  for (; i < n; ++i) {
+    const T cdf = T(0.5) * (T(1) + std::erf(x[i] * inv_sqrt2));
+    const T pdf = inv_sqrt2pi * std::exp(T(-0.5) * x[i] * x[i]);
+    dx[i] += dout[i] * (cdf + x[i] * pdf);
+  }
+}
+
+// In-place, max-shifted softmax of x[0..n). Entries equal to -inf (masked) get probability 0; a row
+// that is entirely -inf becomes all zeros rather than NaN, so a fully masked row contributes nothing.
+template <class T>
+void softmax_inplace(std::size_t n, T* x) noexcept {
+  const T m = max(n, x);
+  if (m == -std::numeric_limits<T>::infinity()) {
+    std::fill(x, x + n, T(0));
+    return;
+  }
+  std::size_t i = 0;
+  const batch<T> vm(m);
+  batch<T> acc(T(0));
+  for (; i + width<T> <= n; i += width<T>) {
+    const auto e = xsimd::exp(batch<T>::load_unaligned(x + i) - vm);
+    e.store_unaligned(x + i);
+    acc += e;
+  }
+  T s = xsimd::hadd(acc);
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] - m);
+    s += x[i];
+  }
+  scale(n, T(1) / s, x);
+}
+
+// Layer norm of one row: out = (x - mean) * rstd * w + b, rstd = 1 / sqrt(var + eps) with the biased
+// variance. Returns mean and rstd for the backward pass. out may alias x.
+template <class T>
+void layer_norm_row(std::size_t d, const T* x, const T* w, const T* b, T eps, T* out, T& mean_out,
+                    T& rstd_out) noexcept {
+  const T mean = sum(d, x) / static_cast<T>(d);
+  // Two-pass variance: exact for constant rows, unlike E[x^2] - E[x]^2.
+  std::size_t i = 0;
+  const batch<T> vm(mean);
+  batch<T> acc(T(0));
+  for (; i + width<T> <= d; i += width<T>) {
+    const auto c = batch<T>::load_unaligned(x + i) - vm;
+    acc = xsimd::fma(c, c, acc);
+  }
+  T var = xsimd::hadd(acc);
+  for (; i < d; ++i) var += (x[i] - mean) * (x[i] - mean);
+  var /= static_cast<T>(d);
+  const T rstd = T(1) / std::sqrt(var + eps);
+  const batch<T> vr(rstd);
+  for (i = 0; i + width<T> <= d; i += width<T>) {
+    const auto xh = (batch<T>::load_unaligned(x + i) - vm) * vr;
+    xsimd::fma(xh, batch<T>::load_unaligned(w + i), batch<T>::load_unaligned(b + i)).store_unaligned(out + i);
+  }
+  for (; i < d; ++i) out[i] = (x[i] - mean) * rstd * w[i] + b[i];
+  mean_out = mean;
+  rstd_out = rstd;
+}
+
+// Input gradient of one layer-norm row (accumulated): with xhat = (x - mean) rstd and g = dout * w,
+// dx += rstd (g - mean(g) - xhat mean(g xhat)).
+template <class T>
+void layer_norm_row_backward_input(std::size_t d, const T* x, const T* w, const T* dout, T mean, T rstd,
+                                   T* dx) noexcept {
+  std::size_t i = 0;
+  const batch<T> vm(mean), vr(rstd);
+  batch<T> acc_g(T(0)), acc_gx(T(0));
+  for (; i + width<T> <= d; i += width<T>) {
+    const auto xh = (batch<T>::load_unaligned(x + i) - vm) * vr;
+    const auto g = batch<T>::load_unaligned(dout + i) * batch<T>::load_unaligned(w + i);
+    acc_g += g;
+    acc_gx = xsimd::fma(g, xh, acc_gx);
+  }
+  T sg = xsimd::hadd(acc_g), sgx = xsimd::hadd(acc_gx);
+  for (; i < d; ++i) {
+    const T xh = (x[i] - mean) * rstd;
+    const T g = dout[i] * w[i];
+    sg += g;
+    sgx += g * xh;
+  }
+  const T mg = sg / static_cast<T>(d), mgx = sgx / static_cast<T>(d);
+  const batch<T> vmg(mg), vmgx(mgx);
+  for (i = 0; i + width<T> <= d; i += width<T>) {
+    const auto xh = (batch<T>::load_unaligned(x + i) - vm) * vr;
+    const auto g = batch<T>::load_unaligned(dout + i) * batch<T>::load_unaligned(w + i);
+    const auto v = vr * (g - vmg - xh * vmgx);
+    (batch<T>::load_unaligned(dx + i) + v).store_unaligned(dx + i);
+  }
+  for (; i < d; ++i) {
+    const T xh = (x[i] - mean) * rstd;
+    dx[i] += rstd * (dout[i] * w[i] - mg - xh * mgx);
+  }
+}
+
+// Parameter gradients of one layer-norm row (accumulated): dw += dout * xhat, db += dout.
+template <class T>
+void layer_norm_row_backward_params(std::size_t d, const T* x, const T* dout, T mean, T rstd, T* dw,
+                                    T* db) noexcept {
+  std::size_t i = 0;
+  const batch<T> vm(mean), vr(rstd);
+  for (; i + width<T> <= d; i += width<T>) {
+    const auto xh = (batch<T>::load_unaligned(x + i) - vm) * vr;
+    const auto g = batch<T>::load_unaligned(dout + i);
+    xsimd::fma(g, xh, batch<T>::load_unaligned(dw + i)).store_unaligned(dw + i);
+    (batch<T>::load_unaligned(db + i) + g).store_unaligned(db + i);
+  }
+  for (; i < d; ++i) {
+    dw[i] += dout[i] * (x[i] - mean) * rstd;
+    db[i] += dout[i];
+  }
+}
+
+}  // namespace robustxlt::simd

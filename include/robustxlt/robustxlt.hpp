@@ -1,0 +1,5 @@
+#pragma once
+// Umbrella header: includes every public header of robustxlt.
+#include "robustxlt/core.hpp"
+#include "robustxlt/nn.hpp"
+#include "robustxlt/version.hpp"

@@ -1,0 +1,239 @@
+// Tests of core/: random streams, SIMD kernels against scalar formulas, safetensors and atomic files.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <robustxlt/core.hpp>
+#include <robustxlt/version.hpp>
+#include <set>
+#include <vector>
+
+namespace fs = std::filesystem;
+using namespace robustxlt;
+
+namespace {
+fs::path temp_dir(const char* name) {
+  fs::path p = fs::temp_directory_path() / (std::string("robustxlt_test_core_") + name);
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+}  // namespace
+
+TEST_CASE("version macros agree") {
+  CHECK(ROBUSTXLT_VERSION == ROBUSTXLT_VERSION_MAJOR * 10000 + ROBUSTXLT_VERSION_MINOR * 100 + ROBUSTXLT_VERSION_PATCH);
+  CHECK(std::string(version_string) ==
+        std::to_string(version_major) + "." + std::to_string(version_minor) + "." + std::to_string(version_patch));
+}
+
+TEST_CASE("Rng: keyed streams are reproducible and distinct") {
+  Rng a(7, 1, 2), b(7, 1, 2), c(7, 2, 1), d(8, 1, 2);
+  std::vector<std::uint64_t> va, vb, vc, vd;
+  for (int i = 0; i < 16; ++i) {
+    va.push_back(a());
+    vb.push_back(b());
+    vc.push_back(c());
+    vd.push_back(d());
+  }
+  CHECK(va == vb);
+  CHECK(va != vc);
+  CHECK(va != vd);
+}
+
+TEST_CASE("Rng: uniform, below and normal have the right moments") {
+  Rng rng(123);
+  const int n = 200000;
+  double s = 0, s2 = 0, ns = 0, ns2 = 0;
+  std::vector<int> counts(7, 0);
+  for (int i = 0; i < n; ++i) {
+    const double u = rng.uniform<double>();
+    REQUIRE(u >= 0.0);
+    REQUIRE(u < 1.0);
+    s += u;
+    s2 += u * u;
+    counts[rng.below(7)]++;
+    const double z = rng.normal<double>();
+    ns += z;
+    ns2 += z * z;
+  }
+  // Means within ~5 standard errors.
+  CHECK(std::abs(s / n - 0.5) < 5 * std::sqrt(1.0 / 12 / n));
+  CHECK(std::abs(s2 / n - 1.0 / 3) < 0.005);
+  CHECK(std::abs(ns / n) < 5 / std::sqrt(double(n)));
+  CHECK(std::abs(ns2 / n - 1.0) < 0.02);
+  // Chi-square for 7 equiprobable cells, 6 degrees of freedom: 99.9% quantile is 22.46.
+  double chi2 = 0;
+  for (int c : counts) chi2 += (c - n / 7.0) * (c - n / 7.0) / (n / 7.0);
+  CHECK(chi2 < 22.46);
+  float f = Rng(5).uniform<float>();
+  CHECK(f >= 0.0f);
+  CHECK(f < 1.0f);
+}
+
+TEST_CASE_TEMPLATE("simd kernels match scalar formulas", T, float, double) {
+  const double tol = std::is_same_v<T, float> ? 2e-6 : 1e-14;
+  for (std::size_t n : {1u, 3u, 16u, 37u, 100u}) {
+    std::vector<T> x(n), y(n), w(n), b(n), out(n), dout(n), dx(n, T(0));
+    Rng rng(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      x[i] = T(4) * rng.uniform<T>() - T(2);
+      y[i] = rng.normal<T>();
+      w[i] = rng.normal<T>();
+      b[i] = rng.normal<T>();
+      dout[i] = rng.normal<T>();
+    }
+    double ref_dot = 0, ref_sum = 0, ref_max = -1e300;
+    for (std::size_t i = 0; i < n; ++i) {
+      ref_dot += double(x[i]) * y[i];
+      ref_sum += x[i];
+      ref_max = std::max(ref_max, double(x[i]));
+    }
+    CHECK(simd::dot(n, x.data(), y.data()) == doctest::Approx(ref_dot).epsilon(tol * 10));
+    CHECK(simd::sum(n, x.data()) == doctest::Approx(ref_sum).epsilon(tol * 10));
+    CHECK(double(simd::max(n, x.data())) == ref_max);
+
+    simd::gelu_forward(n, x.data(), out.data());
+    for (std::size_t i = 0; i < n; ++i) {
+      const double g = 0.5 * x[i] * (1 + std::erf(x[i] / std::sqrt(2.0)));
+      CHECK(double(out[i]) == doctest::Approx(g).epsilon(tol * 5).scale(1));
+    }
+    simd::gelu_backward(n, x.data(), dout.data(), dx.data());
+    for (std::size_t i = 0; i < n; ++i) {
+      const double xi = x[i];
+      const double d = 0.5 * (1 + std::erf(xi / std::sqrt(2.0))) + xi * std::exp(-0.5 * xi * xi) / std::sqrt(2 * M_PI);
+      CHECK(double(dx[i]) == doctest::Approx(dout[i] * d).epsilon(tol * 5).scale(1));
+    }
+
+    std::vector<T> sm = x;
+    simd::softmax_inplace(n, sm.data());
+    double z = 0;
+    for (std::size_t i = 0; i < n; ++i) z += std::exp(double(x[i]) - ref_max);
+    for (std::size_t i = 0; i < n; ++i) CHECK(double(sm[i]) == doctest::Approx(std::exp(x[i] - ref_max) / z).epsilon(tol * 5));
+
+    T mean = 0, rstd = 0;
+    simd::layer_norm_row(n, x.data(), w.data(), b.data(), T(1e-5), out.data(), mean, rstd);
+    double m = ref_sum / n, var = 0;
+    for (std::size_t i = 0; i < n; ++i) var += (x[i] - m) * (x[i] - m);
+    var /= n;
+    CHECK(double(mean) == doctest::Approx(m).epsilon(tol * 10).scale(1));
+    CHECK(double(rstd) == doctest::Approx(1 / std::sqrt(var + 1e-5)).epsilon(tol * 10));
+    for (std::size_t i = 0; i < n; ++i)
+      CHECK(double(out[i]) == doctest::Approx((x[i] - m) / std::sqrt(var + 1e-5) * w[i] + b[i]).epsilon(tol * 20).scale(1));
+  }
+}
+
+TEST_CASE("simd: masked and degenerate rows stay finite") {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  std::vector<float> row = {ninf, 1.0f, ninf, 1.0f};
+  simd::softmax_inplace(row.size(), row.data());
+  CHECK(row == std::vector<float>{0.0f, 0.5f, 0.0f, 0.5f});
+  std::vector<float> all_masked(5, ninf);
+  simd::softmax_inplace(all_masked.size(), all_masked.data());
+  CHECK(all_masked == std::vector<float>(5, 0.0f));
+  std::vector<float> big = {1e4f, -1e4f, 1e4f};
+  simd::softmax_inplace(big.size(), big.data());
+  CHECK(big == std::vector<float>{0.5f, 0.0f, 0.5f});
+  // A constant row has zero variance: layer norm gives the bias, not NaN.
+  std::vector<float> c(9, 3.0f), w(9, 2.0f), b(9, 0.25f), out(9);
+  float mean, rstd;
+  simd::layer_norm_row(9, c.data(), w.data(), b.data(), 1e-5f, out.data(), mean, rstd);
+  CHECK(out == std::vector<float>(9, 0.25f));
+  std::vector<double> v = {1.0, 2.0, std::nan(""), 4.0};
+  CHECK_FALSE(simd::all_finite(v.size(), v.data()));
+  v[2] = 3.0;
+  CHECK(simd::all_finite(v.size(), v.data()));
+}
+
+TEST_CASE("parallel settings") {
+  CHECK_THROWS_WITH_AS(set_num_threads(0), "set_num_threads: n must be >= 1, got 0", InvalidArgument);
+  set_num_threads(2);
+  CHECK(num_threads() == 2);
+  std::vector<int> hits(1000, 0);
+  parallel_for(0, 1000, [&](std::ptrdiff_t i) { hits[static_cast<std::size_t>(i)] += 1; });
+  CHECK(std::count(hits.begin(), hits.end(), 1) == 1000);
+  set_num_threads(1);
+}
+
+TEST_CASE("atomic file writes") {
+  const fs::path dir = temp_dir("atomic");
+  const fs::path f = dir / "a.bin";
+  write_file_atomic(f, "first");
+  write_file_atomic(f, "second version");
+  CHECK(read_file(f) == "second version");
+  // Only the target remains: no temporary file is left behind.
+  CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}) == 1);
+  CHECK_THROWS_AS(write_file_atomic(dir / "missing" / "x.bin", "data"), IoError);
+  CHECK_THROWS_WITH_AS(read_file(dir / "nope.bin"), doctest::Contains("nope.bin"), IoError);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("safetensors: round trip and byte layout") {
+  SafetensorsWriter w;
+  Tensor<float, 2> a = {{1.0f, 2.0f, 3.0f}, {4.0f, 5.0f, 6.0f}};
+  Tensor<std::int64_t, 1> ids = {7, -8, 9};
+  Tensor<double, 1> empty = Tensor<double, 1>::from_shape({0});
+  w.add("a", a);
+  w.add("ids", ids);
+  w.add("empty", empty);
+  w.set_metadata("k", "v");
+  const std::string img = w.serialize();
+  std::uint64_t n;
+  std::memcpy(&n, img.data(), 8);
+  CHECK((8 + n) % 8 == 0);
+  CHECK(img.size() == 8 + n + 6 * 4 + 3 * 8);
+  // The data section is raw little-endian: the first float is 1.0f.
+  float first;
+  std::memcpy(&first, img.data() + 8 + n, 4);
+  CHECK(first == 1.0f);
+
+  SafetensorsReader r(img, "mem");
+  CHECK(r.metadata().at("k") == "v");
+  CHECK(r.tensor<float, 2>("a") == a);
+  CHECK(r.tensor<std::int64_t, 1>("ids") == ids);
+  CHECK(r.tensor<double, 1>("empty").size() == 0);
+  CHECK_THROWS_WITH_AS((r.tensor<double, 2>("a")), doctest::Contains("expected dtype F64, got F32"), FormatError);
+  CHECK_THROWS_WITH_AS((r.tensor<float, 1>("a")), doctest::Contains("expected rank 1"), FormatError);
+  CHECK_THROWS_WITH_AS(r.record("b"), doctest::Contains("missing tensor 'b'"), FormatError);
+  CHECK_THROWS_WITH_AS(w.add("a", a), doctest::Contains("duplicate tensor name 'a'"), InvalidArgument);
+
+  const fs::path dir = temp_dir("st");
+  w.write(dir / "x.safetensors");
+  CHECK(SafetensorsReader(dir / "x.safetensors").tensor<float, 2>("a") == a);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("safetensors: malformed files raise FormatError naming the problem") {
+  auto image = [](const std::string& header, const std::string& data) {
+    std::string out(8, '\0');
+    const std::uint64_t n = header.size();
+    std::memcpy(out.data(), &n, 8);
+    return out + header + data;
+  };
+  const std::string four_bytes(4, '\0');
+  CHECK_THROWS_WITH_AS(SafetensorsReader(std::string("abc"), "f"), doctest::Contains("truncated: expected at least 8 bytes, got 3"), FormatError);
+  {
+    std::string img = image("{}", "");
+    img[0] = 100;  // header length 100, only 2 bytes follow
+    CHECK_THROWS_WITH_AS(SafetensorsReader(img, "f"), doctest::Contains("header length 100 exceeds"), FormatError);
+  }
+  CHECK_THROWS_WITH_AS(SafetensorsReader(image("{not json", ""), "f"), doctest::Contains("bad JSON header"), FormatError);
+  CHECK_THROWS_WITH_AS(SafetensorsReader(image("[1]", ""), "f"), doctest::Contains("must be a JSON object"), FormatError);
+  CHECK_THROWS_WITH_AS(
+      SafetensorsReader(image(R"({"t":{"dtype":"F99","shape":[1],"data_offsets":[0,4]}})", four_bytes), "f"),
+      doctest::Contains("tensor 't': unknown dtype 'F99'"), FormatError);
+  CHECK_THROWS_WITH_AS(
+      SafetensorsReader(image(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", four_bytes), "f"),
+      doctest::Contains("tensor 't': shape [2] of F32 needs 8 bytes, data_offsets span 4"), FormatError);
+  CHECK_THROWS_WITH_AS(
+      SafetensorsReader(image(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", four_bytes), "f"),
+      doctest::Contains("outside the data section"), FormatError);
+  CHECK_THROWS_WITH_AS(
+      SafetensorsReader(image(R"({"t":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", four_bytes), "f"),
+      doctest::Contains("non-negative integers"), FormatError);
+  CHECK_THROWS_WITH_AS(SafetensorsReader(image(R"({"__metadata__":{"a":1}})", ""), "f"),
+                       doctest::Contains("__metadata__ value of 'a' must be a string"), FormatError);
+  CHECK_THROWS_WITH_AS(SafetensorsReader(image(R"({"t":{"shape":[1],"data_offsets":[0,4]}})", four_bytes), "f"),
+                       doctest::Contains("missing string field 'dtype'"), FormatError);
+  CHECK_NOTHROW(SafetensorsReader(image(R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", four_bytes), "f"));
+}
