@@ -102,6 +102,28 @@ def time_torch(name, c, threads, repeats):
             step()
             times.append(time.perf_counter() - t0)
         results[t] = statistics.median(times)
+    return results
+
+
+def time_torch_isolated(name, threads, repeats):
+    """Times each thread count in a fresh process whose BLAS and OpenMP pools
+    are limited to that many threads: torch.set_num_threads alone leaves a
+    pthread OpenBLAS free to use every core, which makes a "1 thread" run use
+    two and a "2 thread" run oversubscribe."""
+    results = {}
+    for t in threads:
+        env = dict(os.environ)
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(t)
+        cmd = [sys.executable, os.path.abspath(__file__), "--torch-worker",
+               name, str(t), str(repeats)]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, env=env,
+                              universal_newlines=True)
+        if proc.returncode != 0:
+            print("warning: torch worker for %s threads=%d failed" % (name, t),
+                  file=sys.stderr)
+            continue
+        results[t] = json.loads(proc.stdout)["seconds"]
         print("  torch %-10s threads=%d: %.4f s/step (median of %d)"
               % (name, t, results[t], repeats), file=sys.stderr)
     return results
@@ -194,7 +216,16 @@ def _fmt(v, spec):
     return "n/a" if v is None else format(v, spec)
 
 
+def torch_worker(argv):
+    name, threads, repeats = argv[0], int(argv[1]), int(argv[2])
+    secs = time_torch(name, CONFIGS[name], [threads], repeats)[threads]
+    print(json.dumps({"seconds": secs}))
+    return 0
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--torch-worker":
+        return torch_worker(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bench", required=True, help="path to the C++ benchmark binary")
@@ -242,7 +273,7 @@ def main():
     for name in names:
         c = CONFIGS[name]
         reps = args.repeats if args.repeats is not None else c["repeats"]
-        tt = time_torch(name, c, threads, reps)
+        tt = time_torch_isolated(name, threads, reps)
         flops = step_flops(c)
         for t in threads:
             ours = seconds_per_step(train_benches, "train_step/%s/threads:%d" % (name, t))

@@ -42,8 +42,24 @@ void linear_forward(T* out,       // [N, O]
   MatrixMap<T> o(out, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(out_dim));
   ConstMatrixMap<T> x(in, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(in_dim));
   ConstMatrixMap<T> W(w, static_cast<Eigen::Index>(out_dim), static_cast<Eigen::Index>(in_dim));
-  o.noalias() = x * W.transpose();
-  if (b) parallel_rows(n, [&](std::size_t r) { simd::add_inplace(out_dim, b, out + r * out_dim); });
+  if (b) {
+    // Start from the bias and accumulate the product: one pass over out instead of zero-fill plus bias pass.
+    parallel_rows(n, [&](std::size_t r) { std::copy_n(b, out_dim, out + r * out_dim); });
+    o.noalias() += x * W.transpose();
+  } else {
+    o.noalias() = x * W.transpose();
+  }
+}
+
+// Column sums accumulated into acc: acc[c] += sum_r m[r, c]. Split by column blocks, each summed over the
+// rows in a fixed order, so the result does not depend on the thread count.
+template <class T>
+void add_column_sums(T* acc, const T* m, std::size_t rows, std::size_t cols) {
+  constexpr std::size_t block = 64;
+  parallel_rows((cols + block - 1) / block, [&](std::size_t k) {
+    const std::size_t c0 = k * block, len = std::min(block, cols - c0);
+    for (std::size_t r = 0; r < rows; ++r) simd::add_inplace(len, m + r * cols + c0, acc + c0);
+  });
 }
 
 // din += dout W (skipped when din is null; overwritten instead of accumulated when overwrite_din),
@@ -69,10 +85,7 @@ void linear_backward(T* din,         // [N, I] or nullptr
   }
   MatrixMap<T> dW(dw, O, I);
   dW.noalias() += g.transpose() * x;
-  if (db) {
-    // Row by row in a fixed order: deterministic for any thread count.
-    for (std::size_t r = 0; r < n; ++r) simd::add_inplace(out_dim, dout + r * out_dim, db);
-  }
+  if (db) add_column_sums(db, dout, n, out_dim);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -90,7 +103,7 @@ void layer_norm_forward(T* out,       // [N, D]
 }
 
 template <class T>
-void layer_norm_backward(T* din,         // [N, D], accumulated
+void layer_norm_backward(T* din,         // [N, D], accumulated (overwritten when overwrite_din)
                          T* dw,          // [D], accumulated
                          T* db,          // [D], accumulated
                          const T* dout,  // [N, D]
@@ -98,12 +111,18 @@ void layer_norm_backward(T* din,         // [N, D], accumulated
                          const T* w,     // [D]
                          const T* mean,  // [N]
                          const T* rstd,  // [N]
-                         std::size_t n, std::size_t d) {
+                         std::size_t n, std::size_t d, bool overwrite_din = false) {
   parallel_rows(n, [&](std::size_t r) {
+    if (overwrite_din) std::fill_n(din + r * d, d, T(0));
     simd::layer_norm_row_backward_input(d, in + r * d, w, dout + r * d, mean[r], rstd[r], din + r * d);
   });
-  for (std::size_t r = 0; r < n; ++r)
-    simd::layer_norm_row_backward_params(d, in + r * d, dout + r * d, mean[r], rstd[r], dw, db);
+  // Parameter gradients by column blocks, rows in a fixed order: thread-count independent.
+  constexpr std::size_t block = 64;
+  parallel_rows((d + block - 1) / block, [&](std::size_t k) {
+    const std::size_t c0 = k * block, len = std::min(block, d - c0);
+    for (std::size_t r = 0; r < n; ++r)
+      simd::layer_norm_row_backward_params(len, in + r * d + c0, dout + r * d + c0, mean[r], rstd[r], dw + c0, db + c0);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -119,10 +138,12 @@ void gelu_forward(T* out, const T* in, std::size_t n) {  // [n], out may alias i
 }
 
 template <class T>
-void gelu_backward(T* din, const T* in, const T* dout, std::size_t n) {  // [n], din accumulated
+void gelu_backward(T* din, const T* in, const T* dout, std::size_t n,
+                   bool overwrite_din = false) {  // [n], din accumulated (or overwritten)
   constexpr std::size_t chunk = 4096;
   parallel_rows((n + chunk - 1) / chunk, [&](std::size_t c) {
     const std::size_t i0 = c * chunk, len = std::min(chunk, n - i0);
+    if (overwrite_din) std::fill_n(din + i0, len, T(0));
     simd::gelu_backward(len, in + i0, dout + i0, din + i0);
   });
 }
@@ -195,17 +216,19 @@ void attention_forward(T* out,                     // [B, T, D] heads concatenat
 }
 
 template <class T>
-void attention_backward(T* dqkv,                 // [B, T, 3D], accumulated
+void attention_backward(T* dqkv,                 // [B, T, 3D], accumulated (overwritten when overwrite)
                         const T* dout,           // [B, T, D]
                         const T* qkv,            // [B, T, 3D]
                         const T* probs,          // [B, H, T, T]
                         const T* probs_dropped,  // [B, H, T, T] or nullptr
                         const T* drop_mask,      // [B, H, T, T] or nullptr
-                        std::size_t B, std::size_t Tn, std::size_t D, std::size_t H) {
+                        std::size_t B, std::size_t Tn, std::size_t D, std::size_t H, bool overwrite = false) {
   const std::size_t dh = D / H;
   const T scale = T(1) / std::sqrt(static_cast<T>(dh));
   const auto t = static_cast<Eigen::Index>(Tn), e = static_cast<Eigen::Index>(dh);
   parallel_for(0, static_cast<std::ptrdiff_t>(B * H), [&](std::ptrdiff_t bh) {
+    // Per-thread [T, T] scratch, reused across heads and calls.
+    thread_local RowMatrix<T> dp;
     const std::size_t b = static_cast<std::size_t>(bh) / H, h = static_cast<std::size_t>(bh) % H;
     const std::size_t off = b * Tn * 3 * D + h * dh;
     ConstStridedMatrixMap<T> q(qkv + off, t, e, Eigen::OuterStride<>(3 * D));
@@ -218,8 +241,10 @@ void attention_backward(T* dqkv,                 // [B, T, 3D], accumulated
     const std::size_t po = static_cast<std::size_t>(bh) * Tn * Tn;
     ConstMatrixMap<T> p(probs + po, t, t);
     const T* used = probs_dropped ? probs_dropped + po : probs + po;
-    dv.noalias() += ConstMatrixMap<T>(used, t, t).transpose() * g;
-    RowMatrix<T> dp = g * v.transpose();  // [T, T] gradient w.r.t. the (dropped) weights
+    if (overwrite) dv.noalias() = ConstMatrixMap<T>(used, t, t).transpose() * g;
+    else dv.noalias() += ConstMatrixMap<T>(used, t, t).transpose() * g;
+    dp.resize(t, t);
+    dp.noalias() = g * v.transpose();  // [T, T] gradient w.r.t. the (dropped) weights
     if (drop_mask) simd::mul(Tn * Tn, dp.data(), drop_mask + po, dp.data());
     // Softmax backward row by row: ds = p * (dp - <p, dp>); the 1/sqrt(dh) of the scores folds in here.
     for (std::size_t i = 0; i < Tn; ++i) {
@@ -228,8 +253,13 @@ void attention_backward(T* dqkv,                 // [B, T, 3D], accumulated
       const T inner = simd::dot(Tn, pr, dr);
       for (std::size_t j = 0; j < Tn; ++j) dr[j] = pr[j] * (dr[j] - inner) * scale;
     }
-    dq.noalias() += dp * k;
-    dk.noalias() += dp.transpose() * q;
+    if (overwrite) {
+      dq.noalias() = dp * k;
+      dk.noalias() = dp.transpose() * q;
+    } else {
+      dq.noalias() += dp * k;
+      dk.noalias() += dp.transpose() * q;
+    }
   });
 }
 

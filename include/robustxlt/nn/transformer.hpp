@@ -306,8 +306,10 @@ class TransformerClassifier {
     final_.resize(cfg_.pre_ln ? N * D : 0);
     final_mean_.resize(cfg_.pre_ln ? N : 0);
     final_rstd_.resize(cfg_.pre_ln ? N : 0);
-    pooled_ = Tensor<T, 2>::from_shape({B, D});
-    logits_ = Tensor<T, 2>::from_shape({B, cfg_.num_classes});
+    if (pooled_.shape()[0] != B) {
+      pooled_ = Tensor<T, 2>::from_shape({B, D});
+      logits_ = Tensor<T, 2>::from_shape({B, cfg_.num_classes});
+    }
   }
 
   bool dropout_active() const noexcept { return training_ && cfg_.dropout > 0.0; }
@@ -436,9 +438,8 @@ class TransformerClassifier {
     }
     d_b_.resize(N * D);
     if (cfg_.pre_ln) {
-      std::fill(d_b_.begin(), d_b_.end(), T(0));
       layer_norm_backward(d_b_.data(), grad(final_norm_w_), grad(final_norm_b_), d_a_.data(), stream_[cfg_.layers].data(),
-                          val(final_norm_w_), final_mean_.data(), final_rstd_.data(), N, D);
+                          val(final_norm_w_), final_mean_.data(), final_rstd_.data(), N, D, true);
       std::swap(d_a_, d_b_);
     }
     // d_a_ now holds dLoss/d stream[L]; each layer maps it to dLoss/d stream[l].
@@ -461,9 +462,8 @@ class TransformerClassifier {
         dff_out = dout;
       } else {
         // out = LN2(res2), res2 = ln1 + ff2.
-        std::fill_n(dres, N * D, T(0));
         layer_norm_backward(dres, grad(w.n2_w), grad(w.n2_b), dout, c.res2.data(), val(w.n2_w), c.ln2_mean.data(),
-                            c.ln2_rstd.data(), N, D);
+                            c.ln2_rstd.data(), N, D, true);
         std::copy_n(dres, N * D, dout);  // dout := d res2 = d ff2 = d ln1 (residual part)
         dff_out = dout;
         // dres keeps d ln1 (the residual part); the feed-forward input gradient is added below.
@@ -471,8 +471,7 @@ class TransformerClassifier {
       if (drop) dropout_backward(dff_out, c.drop2.data(), N * D);
       linear_backward(d_act_.data(), grad(w.l2_w), grad(w.l2_b), dff_out, c.act.data(), val(w.l2_w), N, F, D, true);
       if (drop) dropout_backward(d_act_.data(), c.act_drop.data(), N * F);
-      std::fill(d_ff1_.begin(), d_ff1_.end(), T(0));
-      gelu_backward(d_ff1_.data(), c.ff1.data(), d_act_.data(), N * F);
+      gelu_backward(d_ff1_.data(), c.ff1.data(), d_act_.data(), N * F, true);
       if (cfg_.pre_ln) {
         // d ln2 -> LN2 backward adds into d res1.
         linear_backward(d_att_.data(), grad(w.l1_w), grad(w.l1_b), d_ff1_.data(), ff_in, val(w.l1_w), N, D, F, true);
@@ -481,9 +480,8 @@ class TransformerClassifier {
       } else {
         // d ln1 = residual part + feed-forward part; then LN1 backward gives d res1.
         linear_backward(dres, grad(w.l1_w), grad(w.l1_b), d_ff1_.data(), ff_in, val(w.l1_w), N, D, F);
-        std::fill_n(dout, N * D, T(0));
         layer_norm_backward(dout, grad(w.n1_w), grad(w.n1_b), dres, c.res1.data(), val(w.n1_w), c.ln1_mean.data(),
-                            c.ln1_rstd.data(), N, D);
+                            c.ln1_rstd.data(), N, D, true);
         std::swap(d_a_, d_b_);
         dout = d_a_.data();
         dres = d_b_.data();
@@ -492,9 +490,8 @@ class TransformerClassifier {
       std::copy_n(dres, N * D, dx);
       if (drop) dropout_backward(dres, c.drop1.data(), N * D);
       linear_backward(d_att_.data(), grad(w.out_w), grad(w.out_b), dres, c.att.data(), val(w.out_w), N, D, D, true);
-      std::fill(d_qkv_.begin(), d_qkv_.end(), T(0));
       attention_backward(d_qkv_.data(), d_att_.data(), c.qkv.data(), c.probs.data(),
-                         drop ? c.probs_drop.data() : nullptr, drop ? c.att_mask.data() : nullptr, B, Tn, D, H);
+                         drop ? c.probs_drop.data() : nullptr, drop ? c.att_mask.data() : nullptr, B, Tn, D, H, true);
       if (cfg_.pre_ln) {
         linear_backward(dout, grad(w.in_w), grad(w.in_b), d_qkv_.data(), c.ln1.data(), val(w.in_w), N, D, 3 * D, true);
         layer_norm_backward(dx, grad(w.n1_w), grad(w.n1_b), dout, x, val(w.n1_w), c.ln1_mean.data(), c.ln1_rstd.data(),
@@ -508,9 +505,8 @@ class TransformerClassifier {
     if (drop) dropout_backward(d_a_.data(), emb_drop_.data(), N * D);
     const T* dsum = d_a_.data();
     if (cfg_.embedding_layer_norm) {
-      std::fill(d_b_.begin(), d_b_.end(), T(0));
       layer_norm_backward(d_b_.data(), grad(emb_norm_w_), grad(emb_norm_b_), d_a_.data(), emb_sum_.data(),
-                          val(emb_norm_w_), emb_mean_.data(), emb_rstd_.data(), N, D);
+                          val(emb_norm_w_), emb_mean_.data(), emb_rstd_.data(), N, D, true);
       dsum = d_b_.data();
     }
     T* dpos = grad(pos_);
@@ -519,7 +515,7 @@ class TransformerClassifier {
       simd::add_inplace(D, dsum + n * D, dpos + (n % Tn) * D);
       if (dseg) simd::add_inplace(D, dsum + n * D, dseg + segments_[n] * D);
     }
-    input_grad_ = Tensor<T, 3>::from_shape({B, Tn, D});
+    if (input_grad_.shape() != std::array<std::size_t, 3>{B, Tn, D}) input_grad_ = Tensor<T, 3>::from_shape({B, Tn, D});
     std::copy_n(dsum, N * D, input_grad_.data());
     if (from_ids_) {
       T* dtok = grad(tok_);
