@@ -1,5 +1,5 @@
 #pragma once
-// Library version, kept in step with project(VERSION) in CMakeLists.txt.
+// Library version. CMakeLists.txt reads ROBUSTXLT_VERSION_STRING from here for the package version.
 
 #define ROBUSTXLT_VERSION_MAJOR 0
 #define ROBUSTXLT_VERSION_MINOR 1

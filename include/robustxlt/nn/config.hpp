@@ -4,7 +4,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <map>
+#include <stdexcept>
 #include <string>
 
 #include "robustxlt/core/error.hpp"
