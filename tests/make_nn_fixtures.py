@@ -130,9 +130,12 @@ if torch is not None:
                 enable_nested_tensor=False)
             self.classifier = nn.Linear(D, C)
 
-        def forward(self, ids, mask, segments, retain_embedding_grad=False):
+        def forward(self, ids, mask, segments, retain_embedding_grad=False, delta=None):
             T = ids.shape[1]
             e = self.tok_embeddings(ids)
+            if delta is not None:
+                # A perturbation of the token embeddings, as the perturbers apply it.
+                e = e + delta
             if retain_embedding_grad:
                 e.retain_grad()
             pos = torch.arange(T, device=ids.device)

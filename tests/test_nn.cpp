@@ -1,7 +1,6 @@
 // Tests of nn/: every layer and the whole model against central finite differences in double, parity with
 // PyTorch through fixtures, losses and optimizers against hand-computed values, checkpoints, bad input.
-#define DOCTEST_CONFIG_IMPLEMENT
-#include <doctest/doctest.h>
+#include "doctest_main.hpp"
 
 #include <cmath>
 #include <cstdlib>
@@ -15,8 +14,6 @@ using namespace robustxlt;
 using namespace robustxlt::nn;
 
 namespace {
-
-bool g_parity_skipped = false;
 
 // Central difference of f at x[i], restoring x[i].
 double central_difference(const std::function<double()>& f, double* x, double h = 1e-5) {
@@ -649,7 +646,7 @@ TEST_CASE("PyTorch parity: logits, loss and every gradient within 1e-4") {
   const char* env = std::getenv("ROBUSTXLT_FIXTURES");
   if (!env || !fs::exists(fs::path(env) / "postln.io.safetensors")) {
     MESSAGE("PyTorch fixtures not found (set ROBUSTXLT_FIXTURES); skipping");
-    g_parity_skipped = true;
+    robustxlt_test::parity_skipped = true;
     return;
   }
   for (const char* name : {"postln", "preln"}) {
@@ -692,12 +689,4 @@ TEST_CASE("PyTorch parity: logits, loss and every gradient within 1e-4") {
     MESSAGE(std::string(name), ": ", compared, " parameter gradients, logits, loss and input gradient match PyTorch; worst relative error ",
             worst);
   }
-}
-
-int main(int argc, char** argv) {
-  doctest::Context context(argc, argv);
-  const int rc = context.run();
-  if (context.shouldExit() || rc != 0) return rc;
-  // Report "skipped" to ctest (SKIP_RETURN_CODE 77) rather than a pass when the parity data was absent.
-  return g_parity_skipped ? 77 : 0;
 }

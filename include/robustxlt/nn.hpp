@@ -3,6 +3,7 @@
 #include "robustxlt/nn/checkpoint.hpp"
 #include "robustxlt/nn/config.hpp"
 #include "robustxlt/nn/loss.hpp"
+#include "robustxlt/nn/objective.hpp"
 #include "robustxlt/nn/ops.hpp"
 #include "robustxlt/nn/optim.hpp"
 #include "robustxlt/nn/parameters.hpp"

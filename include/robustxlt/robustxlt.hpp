@@ -2,4 +2,5 @@
 // Umbrella header: includes every public header of robustxlt.
 #include "robustxlt/core.hpp"
 #include "robustxlt/nn.hpp"
+#include "robustxlt/perturb.hpp"
 #include "robustxlt/version.hpp"

@@ -63,10 +63,10 @@ void add_column_sums(T* acc, const T* m, std::size_t rows, std::size_t cols) {
 }
 
 // din += dout W (skipped when din is null; overwritten instead of accumulated when overwrite_din),
-// dw += dout^T in, db += column sums of dout (skipped when db is null).
+// dw += dout^T in (skipped when dw is null), db += column sums of dout (skipped when db is null).
 template <class T>
 void linear_backward(T* din,         // [N, I] or nullptr
-                     T* dw,          // [O, I]
+                     T* dw,          // [O, I] or nullptr
                      T* db,          // [O] or nullptr
                      const T* dout,  // [N, O]
                      const T* in,    // [N, I]
@@ -83,8 +83,10 @@ void linear_backward(T* din,         // [N, I] or nullptr
     if (overwrite_din) dx.noalias() = g * W;
     else dx.noalias() += g * W;
   }
-  MatrixMap<T> dW(dw, O, I);
-  dW.noalias() += g.transpose() * x;
+  if (dw) {
+    MatrixMap<T> dW(dw, O, I);
+    dW.noalias() += g.transpose() * x;
+  }
   if (db) add_column_sums(db, dout, n, out_dim);
 }
 
@@ -104,8 +106,8 @@ void layer_norm_forward(T* out,       // [N, D]
 
 template <class T>
 void layer_norm_backward(T* din,         // [N, D], accumulated (overwritten when overwrite_din)
-                         T* dw,          // [D], accumulated
-                         T* db,          // [D], accumulated
+                         T* dw,          // [D], accumulated; nullptr skips the parameter gradients
+                         T* db,          // [D], accumulated; nullptr skips the parameter gradients
                          const T* dout,  // [N, D]
                          const T* in,    // [N, D]
                          const T* w,     // [D]
@@ -116,6 +118,7 @@ void layer_norm_backward(T* din,         // [N, D], accumulated (overwritten whe
     if (overwrite_din) std::fill_n(din + r * d, d, T(0));
     simd::layer_norm_row_backward_input(d, in + r * d, w, dout + r * d, mean[r], rstd[r], din + r * d);
   });
+  if (!dw || !db) return;
   // Parameter gradients by column blocks, rows in a fixed order: thread-count independent.
   constexpr std::size_t block = 64;
   parallel_rows((d + block - 1) / block, [&](std::size_t k) {

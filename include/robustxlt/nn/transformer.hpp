@@ -158,13 +158,15 @@ class TransformerClassifier {
   const Tensor<T, 2>& logits() const noexcept { return logits_; }
 
   // Backward from dLoss/dlogits [B, C] of the last forward. Accumulates (+=) into params().grads() and
-  // overwrites input_grad(). Throws when no forward ran or the shape differs.
-  void backward(const Tensor<T, 2>& dlogits) {
+  // overwrites input_grad(). With parameter_gradients = false only input_grad() is computed (about half the
+  // work; what an attack step needs) and params().grads() is left untouched.
+  // Throws when no forward ran or the shape differs.
+  void backward(const Tensor<T, 2>& dlogits, bool parameter_gradients = true) {
     if (B_ == 0) detail::fail("backward: call forward first");
     detail::check_shape("backward", "dlogits", dlogits.shape(), std::array<std::size_t, 2>{B_, cfg_.num_classes});
     if (!simd::all_finite(dlogits.size(), dlogits.data()))
       detail::fail<NumericError>("backward: dlogits must be finite, got NaN or Inf");
-    run_backward(dlogits.data());
+    run_backward(dlogits.data(), parameter_gradients);
   }
 
   // Gradient of the loss w.r.t. the input embeddings (token embeddings + delta, or the caller's), [B, T, D].
@@ -416,10 +418,10 @@ class TransformerClassifier {
     dropout_forward(mask, mask, n, p, seed, site);
   }
 
-  void run_backward(const T* dlogits) {
+  void run_backward(const T* dlogits, bool pg) {
     const std::size_t B = B_, Tn = T_, N = B * Tn, D = cfg_.dim, F = cfg_.ff_dim, H = cfg_.heads, C = cfg_.num_classes;
     const bool drop = dropout_active_at_forward();
-    auto grad = [&](std::size_t i) { return params_.grad(i); };
+    auto grad = [&](std::size_t i) { return pg ? params_.grad(i) : static_cast<T*>(nullptr); };
     auto val = [&](std::size_t i) { return params_.value(i); };
 
     d_pooled_.assign(B * D, T(0));
@@ -511,13 +513,14 @@ class TransformerClassifier {
     }
     T* dpos = grad(pos_);
     T* dseg = cfg_.type_vocab_size ? grad(seg_) : nullptr;
-    for (std::size_t n = 0; n < N; ++n) {
-      simd::add_inplace(D, dsum + n * D, dpos + (n % Tn) * D);
-      if (dseg) simd::add_inplace(D, dsum + n * D, dseg + segments_[n] * D);
-    }
+    if (dpos)
+      for (std::size_t n = 0; n < N; ++n) {
+        simd::add_inplace(D, dsum + n * D, dpos + (n % Tn) * D);
+        if (dseg) simd::add_inplace(D, dsum + n * D, dseg + segments_[n] * D);
+      }
     if (input_grad_.shape() != std::array<std::size_t, 3>{B, Tn, D}) input_grad_ = Tensor<T, 3>::from_shape({B, Tn, D});
     std::copy_n(dsum, N * D, input_grad_.data());
-    if (from_ids_) {
+    if (from_ids_ && pg) {
       T* dtok = grad(tok_);
       for (std::size_t n = 0; n < N; ++n)
         simd::add_inplace(D, dsum + n * D, dtok + static_cast<std::size_t>(ids_.data()[n]) * D);
