@@ -3,7 +3,8 @@
 // kernels. bench/compare_torch.py runs the same training steps in PyTorch and prints both side by side.
 #include <benchmark/benchmark.h>
 
-#include <robustxlt/robustxlt.hpp>
+#include <robustxlt/nn.hpp>
+#include <robustxlt/perturb.hpp>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,44 @@ void train_step(benchmark::State& state, StepConfig sc, int threads) {
   set_num_threads(1);
 }
 
+// The perturber's overhead: one PGD-3 adversarial training step (clean pass, two attack passes, adversarial
+// pass; no optimizer) against four plain forward/backward passes of the same model and batch.
+void adversarial_step(benchmark::State& state, bool pgd3) {
+  const StepConfig sc = bert_mini;
+  set_num_threads(1);
+  TransformerConfig cfg;
+  cfg.vocab_size = 8000;
+  cfg.max_positions = 512;
+  cfg.type_vocab_size = 2;
+  cfg.dim = sc.dim;
+  cfg.heads = sc.heads;
+  cfg.ff_dim = sc.ff;
+  cfg.layers = sc.layers;
+  cfg.num_classes = 3;
+  TransformerClassifier<float> model(cfg, 1);
+  TokenBatch batch;
+  batch.ids = Tensor<std::int64_t, 2>::from_shape({sc.batch, sc.seq});
+  batch.mask = xt::ones<std::int64_t>({sc.batch, sc.seq});
+  Tensor<std::int64_t, 1> labels = Tensor<std::int64_t, 1>::from_shape({sc.batch});
+  Rng rng(7);
+  for (auto& id : batch.ids) id = static_cast<std::int64_t>(rng.below(cfg.vocab_size));
+  for (auto& y : labels) y = static_cast<std::int64_t>(rng.below(3));
+  perturb::PGDOptions<float> attack;
+  attack.ball = {perturb::Norm::l2, perturb::Granularity::token, 1.0f};
+  attack.alpha = 0.3f;
+  attack.steps = 3;
+  for (auto _ : state) {
+    model.params().zero_grad();
+    if (pgd3) {
+      ClassifierObjective<float> objective(model, batch, labels);
+      benchmark::DoNotOptimize(
+          perturb::adversarial_training_step(objective, objective.embeddings(), batch.mask, attack).total);
+    } else {
+      for (int k = 0; k < 4; ++k) benchmark::DoNotOptimize(model.loss_and_backward(batch, labels));
+    }
+  }
+}
+
 // The single-thread GEMM rate bounds the training step: the feed-forward product of BERT-mini,
 // [4096, 256] x [256, 1024].
 void gemm(benchmark::State& state, int threads) {
@@ -102,6 +141,10 @@ const int registered = [] {
       const std::string name = std::string("train_step/") + sc.name + "/threads:" + std::to_string(t);
       benchmark::RegisterBenchmark(name.c_str(), train_step, sc, t)->Unit(benchmark::kMillisecond)->UseRealTime();
     }
+  benchmark::RegisterBenchmark("adv_step/bert_mini/pgd3", adversarial_step, true)->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark("adv_step/bert_mini/fwd_bwd_x4", adversarial_step, false)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
   for (int t : {1, 2})
     benchmark::RegisterBenchmark(("gemm/eigen_f32/threads:" + std::to_string(t)).c_str(), gemm, t)
         ->Unit(benchmark::kMillisecond)

@@ -452,3 +452,16 @@ TEST_CASE("PyTorch parity: PGD (L2 per sequence, Linf per token) and FreeLB delt
   MESSAGE("freelb: delta error ", err, ", worst accumulated parameter gradient error ", worst, " over ",
           model.params().count(), " tensors");
 }
+
+TEST_CASE("fgsm_step equals one PGD step from zero") {
+  const auto mask = lengths_mask(6, {6, 3, 1});
+  const Tensor<float, 3> g = random_tensor(3, 6, 10, 21);
+  for (Norm norm : kNorms)
+    for (Granularity gran : kGrans) {
+      const Ball<float> ball{norm, gran, 0.3f};
+      Tensor<float, 3> a = xt::zeros<float>({3, 6, 10}), b = xt::zeros<float>({3, 6, 10});
+      fgsm_step(g, a, mask, ball);
+      step_and_project(b, g, mask, ball, 0.3f);
+      CHECK(xt::amax(xt::abs(a - b))() <= 1e-6f);
+    }
+}

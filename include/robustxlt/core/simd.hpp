@@ -74,14 +74,19 @@ T sum(std::size_t n, const T* x) noexcept {
   return s;
 }
 
-// sum of a[i] * b[i]
+// sum of a[i] * b[i] (two accumulators so consecutive FMAs do not wait on each other)
 template <class T>
 T dot(std::size_t n, const T* a, const T* b) noexcept {
+  constexpr std::size_t W = width<T>;
   std::size_t i = 0;
-  batch<T> acc(T(0));
-  for (; i + width<T> <= n; i += width<T>)
+  batch<T> acc(T(0)), acc1(T(0));
+  for (; i + 2 * W <= n; i += 2 * W) {
     acc = xsimd::fma(batch<T>::load_unaligned(a + i), batch<T>::load_unaligned(b + i), acc);
-  T s = xsimd::hadd(acc);
+    acc1 = xsimd::fma(batch<T>::load_unaligned(a + i + W), batch<T>::load_unaligned(b + i + W), acc1);
+  }
+  for (; i + W <= n; i += W)
+    acc = xsimd::fma(batch<T>::load_unaligned(a + i), batch<T>::load_unaligned(b + i), acc);
+  T s = xsimd::hadd(acc + acc1);
   for (; i < n; ++i) s += a[i] * b[i];
   return s;
 }

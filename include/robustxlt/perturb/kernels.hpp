@@ -219,6 +219,56 @@ void linf_step_clamp(std::size_t n, T* x, const T* g, T a, T inv, bool sign_step
   }
 }
 
+// <g, g>, <d, g>, <d, d> over n elements in one pass, with two independent accumulator sets so the FMA
+// chains overlap.
+template <class T>
+void dot3(std::size_t n, const T* d, const T* g, T& gg, T& dg, T& dd) noexcept {
+  using B = simd::batch<T>;
+  constexpr std::size_t W = simd::width<T>;
+  B a0(T(0)), a1(T(0)), b0(T(0)), b1(T(0)), c0(T(0)), c1(T(0));
+  std::size_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const B g0 = B::load_unaligned(g + i), g1 = B::load_unaligned(g + i + W);
+    const B d0 = B::load_unaligned(d + i), d1 = B::load_unaligned(d + i + W);
+    a0 = xsimd::fma(g0, g0, a0);
+    a1 = xsimd::fma(g1, g1, a1);
+    b0 = xsimd::fma(d0, g0, b0);
+    b1 = xsimd::fma(d1, g1, b1);
+    c0 = xsimd::fma(d0, d0, c0);
+    c1 = xsimd::fma(d1, d1, c1);
+  }
+  for (; i + W <= n; i += W) {
+    const B g0 = B::load_unaligned(g + i), d0 = B::load_unaligned(d + i);
+    a0 = xsimd::fma(g0, g0, a0);
+    b0 = xsimd::fma(d0, g0, b0);
+    c0 = xsimd::fma(d0, d0, c0);
+  }
+  gg = xsimd::hadd(a0 + a1);
+  dg = xsimd::hadd(b0 + b1);
+  dd = xsimd::hadd(c0 + c1);
+  for (; i < n; ++i) {
+    gg += g[i] * g[i];
+    dg += d[i] * g[i];
+    dd += d[i] * d[i];
+  }
+}
+
+// out = a * sign(g) (sign_step) or a * g, over n elements.
+template <class T>
+void scaled_direction(std::size_t n, T* out, const T* g, T a, bool sign_step) noexcept {
+  using B = simd::batch<T>;
+  constexpr std::size_t W = simd::width<T>;
+  const B va(a), zero(T(0));
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) {
+    const B gv = B::load_unaligned(g + i);
+    // a * sign(g) with sign(0) = 0: copy g's sign bit onto a, then zero where g == 0.
+    const B v = sign_step ? xsimd::select(gv != zero, xsimd::copysign(va, gv), zero) : va * gv;
+    v.store_unaligned(out + i);
+  }
+  for (; i < n; ++i) out[i] = sign_step ? a * T((g[i] > T(0)) - (g[i] < T(0))) : a * g[i];
+}
+
 // x = s * (x + a * g) over n elements.
 template <class T>
 void scaled_axpy(std::size_t n, T* x, const T* g, T a, T s) noexcept {
@@ -292,12 +342,34 @@ void ascent_direction(const EG& grad, ED& dir, const M& mask, Norm norm, Granula
       const T n = detail::group_norm(g.data, toks, count, g.D, Norm::l2);
       inv = n > T(0) ? T(1) / n : T(0);
     }
-    for (std::size_t k = 0; k < count; ++k) {
-      T* out = d.data + toks[k] * g.D;
-      std::fill_n(out, g.D, T(0));
-      detail::linf_step_clamp(g.D, out, g.data + toks[k] * g.D, T(1), inv, norm == Norm::linf, T(0));
-    }
+    for (std::size_t k = 0; k < count; ++k)
+      detail::scaled_direction(g.D, d.data + toks[k] * g.D, g.data + toks[k] * g.D, norm == Norm::linf ? T(1) : inv,
+                               norm == Norm::linf);
   });
+  detail::zero_padding(d.data, m, d.D);
+}
+
+// The FGSM step written directly: delta = eps * dir(grad) per group (sign for Linf, g / ||g||_2 for L2, zero
+// for a zero gradient), reading grad once and writing delta once. Padded positions get zero.
+template <class EG, class ED, class M, class T>
+void fgsm_step(const EG& grad, ED& delta, const M& mask, const Ball<T>& ball) {
+  detail::check_ball("fgsm_step", ball, false);
+  auto g = detail::view3(grad, "fgsm_step", "grad");
+  auto d = detail::view3(delta, "fgsm_step", "delta");
+  detail::check_same_shape("fgsm_step", "grad", g, "delta", d);
+  const TokenMask m = TokenMask::from(mask, g.B, g.T, "fgsm_step");
+  const T eps = ball.epsilon;
+  detail::for_each_group(m, ball.norm == Norm::linf ? Granularity::token : ball.granularity,
+                         [&](std::size_t, const std::size_t* toks, std::size_t count) {
+                           T a = eps;
+                           if (ball.norm == Norm::l2) {
+                             const T n = detail::group_norm(g.data, toks, count, g.D, Norm::l2);
+                             a = n > T(0) ? eps / n : T(0);
+                           }
+                           for (std::size_t k = 0; k < count; ++k)
+                             detail::scaled_direction(g.D, d.data + toks[k] * g.D, g.data + toks[k] * g.D, a,
+                                                      ball.norm == Norm::linf);
+                         });
   detail::zero_padding(d.data, m, d.D);
 }
 
@@ -347,11 +419,11 @@ void step_and_project(ED& delta, const EG& grad, const M& mask, const Ball<T>& b
     }
     double gg = 0, dg = 0, dd = 0;
     for (std::size_t k = 0; k < count; ++k) {
-      const T* dr = d.data + toks[k] * D;
-      const T* gr = g.data + toks[k] * D;
-      gg += static_cast<double>(simd::dot(D, gr, gr));
-      dg += static_cast<double>(simd::dot(D, dr, gr));
-      dd += static_cast<double>(simd::dot(D, dr, dr));
+      T tgg, tdg, tdd;
+      detail::dot3(D, d.data + toks[k] * D, g.data + toks[k] * D, tgg, tdg, tdd);
+      gg += static_cast<double>(tgg);
+      dg += static_cast<double>(tdg);
+      dd += static_cast<double>(tdd);
     }
     const double gnorm = std::sqrt(gg);
     if (gnorm == 0.0) return;  // zero gradient: no step, and delta stays bit-for-bit as it was
