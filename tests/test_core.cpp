@@ -2,6 +2,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <robustxlt/core.hpp>
@@ -236,4 +237,33 @@ TEST_CASE("safetensors: malformed files raise FormatError naming the problem") {
   CHECK_THROWS_WITH_AS(SafetensorsReader(image(R"({"t":{"shape":[1],"data_offsets":[0,4]}})", four_bytes), "f"),
                        doctest::Contains("missing string field 'dtype'"), FormatError);
   CHECK_NOTHROW(SafetensorsReader(image(R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", four_bytes), "f"));
+}
+
+TEST_CASE("Rng::fill_normal: standard normal moments and a Kolmogorov-Smirnov check") {
+  for (std::size_t n : {1u, 7u, 33u}) {
+    std::vector<double> v(n);
+    Rng(1).fill_normal(v.data(), n);
+    for (double x : v) CHECK(std::isfinite(x));
+  }
+  const std::size_t n = 100001;  // odd: exercises the scalar tail
+  std::vector<float> x(n);
+  Rng(9).fill_normal(x.data(), n);
+  double s = 0, s2 = 0;
+  for (float v : x) {
+    s += v;
+    s2 += double(v) * v;
+  }
+  CHECK(std::abs(s / n) < 5 / std::sqrt(double(n)));
+  CHECK(std::abs(s2 / n - 1) < 0.02);
+  std::sort(x.begin(), x.end());
+  double ks = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double cdf = 0.5 * std::erfc(-x[i] / std::sqrt(2.0));
+    ks = std::max({ks, std::abs(double(i + 1) / n - cdf), std::abs(cdf - double(i) / n)});
+  }
+  CHECK(ks < 1.95 / std::sqrt(double(n)));  // 99.9% critical value
+  std::vector<float> a(50), b(50);
+  Rng(3, 4, 5).fill_normal(a.data(), 50);
+  Rng(3, 4, 5).fill_normal(b.data(), 50);
+  CHECK(a == b);
 }

@@ -3,8 +3,11 @@
 // draws depend only on the key: never on thread count or on the order in which work items run.
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
+
+#include "robustxlt/core/simd.hpp"
 
 namespace robustxlt {
 
@@ -63,6 +66,15 @@ class Rng {
       const auto low = static_cast<std::uint64_t>(m);
       if (low >= n || low >= (0 - n) % n) return static_cast<std::uint64_t>(m >> 64);
     }
+  }
+
+  // Fills out[0..n) with standard normal draws: n uniforms, then a vectorised Box-Muller transform. Much
+  // faster than n calls of normal(); the values differ from those calls but depend only on the stream.
+  template <class T>
+  void fill_normal(T* out, std::size_t n) noexcept {
+    for (std::size_t i = 0; i < n; ++i) out[i] = T(1) - uniform<T>();  // (0, 1]: log stays finite
+    const std::size_t done = simd::box_muller_inplace(n, out);
+    for (std::size_t i = done; i < n; ++i) out[i] = normal<T>();
   }
 
   // Standard normal draw (Box-Muller; both values of a pair are used before drawing again).

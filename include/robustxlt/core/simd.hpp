@@ -262,4 +262,29 @@ void layer_norm_row_backward_params(std::size_t d, const T* x, const T* dout, T 
   }
 }
 
+// Box-Muller over pairs of blocks, in place: x holds n uniforms in (0, 1]; afterwards n standard normals.
+// Blocks of W values pair up (u1 from the first block, u2 from the second); an odd tail uses the scalar
+// transform with a pair drawn from the same buffer, and a final single value is left to the caller.
+template <class T>
+std::size_t box_muller_inplace(std::size_t n, T* x) noexcept {
+  constexpr std::size_t W = width<T>;
+  const T two_pi = T(6.283185307179586476925286766559);
+  const batch<T> m2(T(-2)), vtp(two_pi);
+  std::size_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const auto u1 = batch<T>::load_unaligned(x + i), u2 = batch<T>::load_unaligned(x + i + W);
+    const auto r = xsimd::sqrt(m2 * xsimd::log(u1));
+    const auto sc = xsimd::sincos(vtp * u2);
+    (r * sc.second).store_unaligned(x + i);
+    (r * sc.first).store_unaligned(x + i + W);
+  }
+  for (; i + 2 <= n; i += 2) {
+    const T r = std::sqrt(T(-2) * std::log(x[i]));
+    const T a = two_pi * x[i + 1];
+    x[i] = r * std::cos(a);
+    x[i + 1] = r * std::sin(a);
+  }
+  return i;  // number of values transformed (n or n - 1)
+}
+
 }  // namespace robustxlt::simd

@@ -463,7 +463,7 @@ void uniform_ball_start(E& delta, const M& mask, const Ball<T>& ball, std::uint6
     for (std::size_t k = 0; k < count; ++k) {
       Rng rng(seed, toks[k] / v.T, toks[k] % v.T);
       T* r = v.data + toks[k] * v.D;
-      for (std::size_t i = 0; i < v.D; ++i) r[i] = rng.normal<T>();
+      rng.fill_normal(r, v.D);
       ss += static_cast<double>(simd::dot(v.D, r, r));
     }
     Rng radius_rng(seed, ~std::uint64_t(0), group);
@@ -484,7 +484,8 @@ void gaussian_start(E& delta, const M& mask, T sigma, std::uint64_t seed) {
   detail::for_each_group(m, Granularity::token, [&](std::size_t n, const std::size_t*, std::size_t) {
     Rng rng(seed, n / v.T, n % v.T);
     T* r = v.data + n * v.D;
-    for (std::size_t i = 0; i < v.D; ++i) r[i] = sigma * rng.normal<T>();
+    rng.fill_normal(r, v.D);
+    simd::scale(v.D, sigma, r);
   });
 }
 
