@@ -1,0 +1,184 @@
+#pragma once
+// Randomized-smoothing statistics: Cohen et al. (2019) PREDICT and CERTIFY for Gaussian noise, and SAFER-style
+// certificates for word substitution (Ye et al. 2020). The distributions come from Boost.Math: the beta
+// quantile (Clopper-Pearson), the binomial distribution (two-sided test) and the normal quantile.
+
+#include <algorithm>
+#include <boost/math/distributions/beta.hpp>
+#include <boost/math/distributions/binomial.hpp>
+#include <boost/math/distributions/normal.hpp>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "robustxlt/core/error.hpp"
+
+namespace robustxlt::smooth {
+
+namespace detail {
+
+inline void check_alpha(const char* where, double alpha) {
+  if (!(alpha > 0.0 && alpha < 1.0)) robustxlt::detail::fail(where, ": alpha must be in (0, 1), got ", alpha);
+}
+
+}  // namespace detail
+
+// Two-sided exact binomial test of k successes in n trials against p = 1/2: the probability, under
+// Bin(n, 1/2), of an outcome at least as far from n/2 as k, i.e. min(1, 2 min(P(X <= k), P(X >= k))).
+// Throws InvalidArgument when n == 0 or k > n.
+inline double binomial_test_two_sided(std::size_t k, std::size_t n) {
+  if (n == 0) robustxlt::detail::fail("binomial_test_two_sided: n must be > 0, got 0");
+  if (k > n) robustxlt::detail::fail("binomial_test_two_sided: k must be <= n ", n, ", got ", k);
+  const boost::math::binomial_distribution<double> dist(static_cast<double>(n), 0.5);
+  const double lower = boost::math::cdf(dist, static_cast<double>(k));                                  // P(X <= k)
+  const double upper = k == 0 ? 1.0 : boost::math::cdf(boost::math::complement(dist, static_cast<double>(k - 1)));  // P(X >= k)
+  return std::min(1.0, 2.0 * std::min(lower, upper));
+}
+
+// One-sided (1 - alpha) Clopper-Pearson lower confidence bound of a binomial proportion from k successes in
+// n trials: the alpha quantile of Beta(k, n - k + 1); 0 when k == 0.
+inline double clopper_pearson_lower(std::size_t k, std::size_t n, double alpha) {
+  detail::check_alpha("clopper_pearson_lower", alpha);
+  if (n == 0) robustxlt::detail::fail("clopper_pearson_lower: n must be > 0, got 0");
+  if (k > n) robustxlt::detail::fail("clopper_pearson_lower: k must be <= n ", n, ", got ", k);
+  if (k == 0) return 0.0;
+  const boost::math::beta_distribution<double> dist(static_cast<double>(k), static_cast<double>(n - k + 1));
+  return boost::math::quantile(dist, alpha);
+}
+
+// Standard normal quantile Phi^-1(p), p in (0, 1).
+inline double normal_quantile(double p) {
+  if (!(p > 0.0 && p < 1.0)) robustxlt::detail::fail("normal_quantile: p must be in (0, 1), got ", p);
+  return boost::math::quantile(boost::math::normal_distribution<double>(0.0, 1.0), p);
+}
+
+inline constexpr std::int64_t abstain = -1;
+
+struct Prediction {
+  std::int64_t label = abstain;  // the top class, or abstain
+  double p_value = 1.0;          // two-sided binomial test of the top count against the runner-up
+};
+
+// Cohen et al.'s PREDICT from vote counts over n noisy copies: the top two counts nA >= nB; abstain when
+// the two-sided binomial test of nA out of nA + nB against 1/2 has p-value above alpha. Ties between classes
+// go to the lowest index. Throws when counts is empty, sums to zero, or alpha is outside (0, 1).
+inline Prediction predict(const std::vector<std::size_t>& counts, double alpha) {
+  detail::check_alpha("predict", alpha);
+  if (counts.empty()) robustxlt::detail::fail("predict: counts must name at least one class, got none");
+  std::size_t a = 0;
+  for (std::size_t c = 1; c < counts.size(); ++c)
+    if (counts[c] > counts[a]) a = c;
+  std::size_t b = counts.size() == 1 ? a : (a == 0 ? 1 : 0);
+  for (std::size_t c = 0; c < counts.size(); ++c)
+    if (c != a && counts[c] > counts[b]) b = c;
+  const std::size_t na = counts[a], nb = b == a ? 0 : counts[b];
+  if (na + nb == 0) robustxlt::detail::fail("predict: counts must contain at least one vote, got all zeros");
+  Prediction p;
+  p.p_value = binomial_test_two_sided(na, na + nb);
+  if (p.p_value <= alpha) p.label = static_cast<std::int64_t>(a);
+  return p;
+}
+
+struct Certificate {
+  std::int64_t label = abstain;  // the certified class, or abstain
+  double p_lower = 0.0;          // Clopper-Pearson lower bound of P(class = label) under noise
+  double radius = 0.0;           // certified L2 radius sigma * Phi^-1(p_lower); 0 when abstaining
+};
+
+// Cohen et al.'s CERTIFY given the class picked with n0 selection samples (candidate) and the count of that
+// class among n fresh estimation samples: p_lower = Clopper-Pearson lower bound at level alpha; abstain when
+// p_lower < 1/2, else radius = sigma * Phi^-1(p_lower). Throws on n == 0, count > n, alpha outside (0, 1),
+// sigma <= 0.
+inline Certificate certify(std::int64_t candidate, std::size_t count, std::size_t n, double alpha, double sigma) {
+  detail::check_alpha("certify", alpha);
+  if (n == 0) robustxlt::detail::fail("certify: n must be > 0, got 0");
+  if (!(sigma > 0.0) || !std::isfinite(sigma)) robustxlt::detail::fail("certify: sigma must be > 0, got ", sigma);
+  if (candidate < 0) robustxlt::detail::fail("certify: candidate must be a class index >= 0, got ", candidate);
+  Certificate c;
+  c.p_lower = clopper_pearson_lower(count, n, alpha);
+  if (c.p_lower < 0.5) return c;
+  c.label = candidate;
+  // p_lower can round to 1 only for astronomically large n; keep the radius finite.
+  c.radius = sigma * normal_quantile(std::min(c.p_lower, 1.0 - 1e-16));
+  return c;
+}
+
+// Fraction of examples certified correct at each radius: label == gold and radius >= r (abstentions never
+// count). Throws ShapeError when the lists differ in length.
+inline std::vector<double> certified_accuracy(const std::vector<Certificate>& certs, const std::vector<std::int64_t>& gold,
+                                              const std::vector<double>& radii) {
+  if (certs.size() != gold.size())
+    robustxlt::detail::fail<ShapeError>("certified_accuracy: gold must have one label per certificate (", certs.size(),
+                                        "), got ", gold.size());
+  std::vector<double> out;
+  for (double r : radii) {
+    std::size_t ok = 0;
+    for (std::size_t i = 0; i < certs.size(); ++i)
+      ok += certs[i].label != abstain && certs[i].label == gold[i] && certs[i].radius >= r;
+    out.push_back(certs.empty() ? 0.0 : static_cast<double>(ok) / static_cast<double>(certs.size()));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Word-substitution certificates.
+
+// Overlap q_w = min over neighbours w' of |P_w n P_w'| / |P_w|, with P_w = {w} U N(w): the least probability
+// mass the smoothing distribution of w keeps when w is swapped for one of its neighbours. 1 when w has no
+// neighbours (nothing can be substituted). neighbours[i] lists the ids of N(i); ids must be < size().
+inline double substitution_overlap(const std::vector<std::vector<std::uint32_t>>& neighbours, std::uint32_t w) {
+  if (w >= neighbours.size())
+    robustxlt::detail::fail("substitution_overlap: word id must be < ", neighbours.size(), ", got ", w);
+  auto perturbation_set = [&](std::uint32_t v) {
+    std::vector<std::uint32_t> p = neighbours[v];
+    p.push_back(v);
+    std::sort(p.begin(), p.end());
+    p.erase(std::unique(p.begin(), p.end()), p.end());
+    return p;
+  };
+  const auto pw = perturbation_set(w);
+  double q = 1.0;
+  for (std::uint32_t v : neighbours[w]) {
+    if (v >= neighbours.size())
+      robustxlt::detail::fail("substitution_overlap: neighbour id of ", w, " must be < ", neighbours.size(), ", got ", v);
+    const auto pv = perturbation_set(v);
+    std::vector<std::uint32_t> both;
+    std::set_intersection(pw.begin(), pw.end(), pv.begin(), pv.end(), std::back_inserter(both));
+    q = std::min(q, static_cast<double>(both.size()) / static_cast<double>(pw.size()));
+  }
+  return q;
+}
+
+struct SubstitutionCertificate {
+  double p_hat = 0.0;   // count / n: Monte-Carlo estimate of P(top class) under substitution noise
+  double error = 0.0;   // Monte-Carlo error sqrt(log(1 / alpha) / (2 n)) (Hoeffding, holds with 1 - alpha)
+  double delta = 0.0;   // 1 - prod of the smallest `budget` overlaps q_w: the most an attack can move p_A
+  double margin = 0.0;  // p_hat - delta - 1/2 - error; certified when >= 0
+  bool certified = false;
+};
+
+// SAFER's condition: the top class stays on top under any substitution of at most `budget` words of the
+// sentence (all of them when budget >= overlaps.size()) when p_hat - (1 - prod q) >= 1/2 + error.
+// overlaps: q_w of each word of the sentence. Throws on n == 0, count > n, alpha outside (0, 1), q outside [0, 1].
+inline SubstitutionCertificate substitution_certificate(std::size_t count, std::size_t n, std::vector<double> overlaps,
+                                                        std::size_t budget, double alpha) {
+  detail::check_alpha("substitution_certificate", alpha);
+  if (n == 0) robustxlt::detail::fail("substitution_certificate: n must be > 0, got 0");
+  if (count > n) robustxlt::detail::fail("substitution_certificate: count must be <= n ", n, ", got ", count);
+  for (double q : overlaps)
+    if (!(q >= 0.0 && q <= 1.0)) robustxlt::detail::fail("substitution_certificate: overlaps must be in [0, 1], got ", q);
+  std::sort(overlaps.begin(), overlaps.end());
+  double prod = 1.0;
+  for (std::size_t i = 0; i < std::min(budget, overlaps.size()); ++i) prod *= overlaps[i];
+  SubstitutionCertificate c;
+  c.p_hat = static_cast<double>(count) / static_cast<double>(n);
+  c.error = std::sqrt(std::log(1.0 / alpha) / (2.0 * static_cast<double>(n)));
+  c.delta = 1.0 - prod;
+  c.margin = c.p_hat - c.delta - 0.5 - c.error;
+  c.certified = c.margin >= 0.0;
+  return c;
+}
+
+}  // namespace robustxlt::smooth
