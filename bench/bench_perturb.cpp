@@ -1,10 +1,12 @@
-// Benchmarks of the perturbation kernels on [32, 128, 768] float (BERT-base activations), with a STREAM-like
-// triad in the same binary as the memory-bandwidth reference. Bytes count what a kernel must move at least:
+// Benchmarks of the perturbation and noise kernels on [32, 128, 768] float (BERT-base activations), with a
+// STREAM-like triad in the same binary as the memory-bandwidth reference, and the word samplers on id
+// sequences (tokens/s). Bytes count what a kernel must move at least:
 // a PGD step reads delta and grad and writes delta (3 tensors), FGSM reads grad and writes delta (2), a
 // random start writes delta (1). bench/compare_perturb_torch.py runs the same updates in PyTorch.
 #include <benchmark/benchmark.h>
 
 #include <robustxlt/core.hpp>
+#include <robustxlt/noise.hpp>
 #include <robustxlt/perturb.hpp>
 #include <vector>
 
@@ -80,6 +82,69 @@ void l2_ball_start(benchmark::State& state) {
   report(state, 1);
 }
 
+// RS-RP: Gaussian noise added to every token (writes x once after reading it: 2 tensors).
+void gaussian_noise(benchmark::State& state) {
+  Tensor<float, 3> x = filled(4, 1.0f);
+  const Tensor<std::int64_t, 2> none;
+  std::uint64_t copy = 0;
+  for (auto _ : state) {
+    noise::add_embedding_noise(x, none, noise::EmbeddingNoise::gaussian, 0.01f, 1, 0, copy++);
+    benchmark::DoNotOptimize(x.data());
+  }
+  report(state, 2);
+}
+
+// A synthetic vocabulary of 50k ids where every other id has 1..8 neighbours (WordNet-like density), and a
+// code-switch setting with 5 languages each translating 60% of the words with 1..3 translations.
+noise::IdTable synthetic_table(std::uint32_t vocab, std::uint32_t every, std::uint32_t max_items, std::uint64_t seed) {
+  Rng rng(seed);
+  std::vector<std::uint32_t> offsets{0}, items;
+  for (std::uint32_t w = 0; w < vocab; ++w) {
+    if (rng.below(every) == 0) {
+      const auto k = 1 + rng.below(max_items);
+      for (std::uint64_t j = 0; j < k; ++j) items.push_back(static_cast<std::uint32_t>(rng.below(vocab)));
+    }
+    offsets.push_back(static_cast<std::uint32_t>(items.size()));
+  }
+  return noise::IdTable(offsets, items);
+}
+
+std::vector<std::int64_t> token_stream(std::size_t n, std::uint32_t vocab) {
+  std::vector<std::int64_t> ids(n);
+  Rng rng(9);
+  for (auto& v : ids) v = static_cast<std::int64_t>(rng.below(vocab));
+  return ids;
+}
+
+void synonym_sampler(benchmark::State& state) {
+  const noise::SynonymSampler sampler(synthetic_table(50000, 2, 8, 1));
+  const auto ids = token_stream(1 << 20, 50000);
+  std::vector<std::int64_t> out(ids.size());
+  std::uint64_t copy = 0;
+  for (auto _ : state) {
+    // Sentences of 128 tokens, each its own example.
+    for (std::size_t s = 0; s < ids.size(); s += 128) sampler.sample(ids.data() + s, 128, out.data() + s, 7, s, copy);
+    ++copy;
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(ids.size()), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void code_switch_sampler(benchmark::State& state) {
+  std::vector<noise::IdTable> dicts;
+  for (std::uint64_t l = 0; l < 5; ++l) dicts.push_back(synthetic_table(50000, 1, 3, 10 + l));
+  const noise::CodeSwitchSampler sampler(std::move(dicts), noise::CodeSwitchOptions{1.0, 0.5});
+  const auto ids = token_stream(1 << 20, 50000);
+  std::vector<std::int64_t> out(ids.size());
+  std::uint64_t copy = 0;
+  for (auto _ : state) {
+    for (std::size_t s = 0; s < ids.size(); s += 128) sampler.sample(ids.data() + s, 128, out.data() + s, 7, s, copy);
+    ++copy;
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(ids.size()), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 const int registered = [] {
   benchmark::RegisterBenchmark("perturb/triad", triad)->UseRealTime();
   benchmark::RegisterBenchmark("perturb/fgsm_linf", fgsm)->UseRealTime();
@@ -87,6 +152,9 @@ const int registered = [] {
   benchmark::RegisterBenchmark("perturb/pgd_l2_sequence", pgd_step, Norm::l2, Granularity::sequence)->UseRealTime();
   benchmark::RegisterBenchmark("perturb/pgd_linf_token", pgd_step, Norm::linf, Granularity::token)->UseRealTime();
   benchmark::RegisterBenchmark("perturb/l2_ball_start_token", l2_ball_start)->UseRealTime();
+  benchmark::RegisterBenchmark("noise/gaussian_embedding_noise", gaussian_noise)->UseRealTime();
+  benchmark::RegisterBenchmark("noise/synonym_sampler", synonym_sampler)->UseRealTime();
+  benchmark::RegisterBenchmark("noise/code_switch_sampler", code_switch_sampler)->UseRealTime();
   return 0;
 }();
 
