@@ -304,7 +304,7 @@ TEST_CASE("Debian lexicons: WordNet synonyms and FreeDict dictionaries converted
     if (!fs::exists(p)) continue;
     const auto d = load_muse(p);
     CHECK(d.size() > 500);
-    MESSAGE("FreeDict en-", lang, ": ", d.size(), " English words, ", d.pairs(), " pairs");
+    MESSAGE("FreeDict en-", std::string(lang), ": ", d.size(), " English words, ", d.pairs(), " pairs");
   }
   const auto de = load_muse(dir / "en-deu.txt");
   const auto& house = de.lookup("house");
