@@ -239,30 +239,39 @@ TEST_CASE("safetensors: malformed files raise FormatError naming the problem") {
   CHECK_NOTHROW(SafetensorsReader(image(R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", four_bytes), "f"));
 }
 
-TEST_CASE("Rng::fill_normal: standard normal moments and a Kolmogorov-Smirnov check") {
+TEST_CASE_TEMPLATE("Rng::fill_normal: moments, tails and a Kolmogorov-Smirnov check", T, float, double) {
   for (std::size_t n : {1u, 7u, 33u}) {
-    std::vector<double> v(n);
+    std::vector<T> v(n);
     Rng(1).fill_normal(v.data(), n);
-    for (double x : v) CHECK(std::isfinite(x));
+    for (T x : v) CHECK(std::isfinite(x));
   }
-  const std::size_t n = 100001;  // odd: exercises the scalar tail
-  std::vector<float> x(n);
+  const std::size_t n = 1000001;  // odd and not a multiple of 16: exercises the tails of both paths
+  std::vector<T> x(n);
   Rng(9).fill_normal(x.data(), n);
-  double s = 0, s2 = 0;
-  for (float v : x) {
+  double s = 0, s2 = 0, s4 = 0;
+  std::size_t beyond3 = 0, beyond4 = 0;
+  for (T v : x) {
     s += v;
     s2 += double(v) * v;
+    s4 += double(v) * v * v * v;
+    beyond3 += std::abs(v) > 3;
+    beyond4 += std::abs(v) > 4;
   }
   CHECK(std::abs(s / n) < 5 / std::sqrt(double(n)));
-  CHECK(std::abs(s2 / n - 1) < 0.02);
+  CHECK(std::abs(s2 / n - 1) < 5 * std::sqrt(2.0 / n));
+  CHECK(std::abs(s4 / n - 3) < 5 * std::sqrt(96.0 / n));
+  // P(|Z| > 3) = 0.0026998, P(|Z| > 4) = 6.334e-5: within 5 standard errors.
+  CHECK(std::abs(double(beyond3) - 0.0026998 * n) < 5 * std::sqrt(0.0026998 * n));
+  CHECK(std::abs(double(beyond4) - 6.334e-5 * n) < 5 * std::sqrt(6.334e-5 * n));
   std::sort(x.begin(), x.end());
   double ks = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    const double cdf = 0.5 * std::erfc(-x[i] / std::sqrt(2.0));
+    const double cdf = 0.5 * std::erfc(-double(x[i]) / std::sqrt(2.0));
     ks = std::max({ks, std::abs(double(i + 1) / n - cdf), std::abs(cdf - double(i) / n)});
   }
+  INFO("KS statistic ", ks);
   CHECK(ks < 1.95 / std::sqrt(double(n)));  // 99.9% critical value
-  std::vector<float> a(50), b(50);
+  std::vector<T> a(50), b(50);
   Rng(3, 4, 5).fill_normal(a.data(), 50);
   Rng(3, 4, 5).fill_normal(b.data(), 50);
   CHECK(a == b);
