@@ -21,30 +21,44 @@ struct StepConfig {
 constexpr StepConfig bert_mini{"bert_mini", 4, 256, 4, 1024, 128, 32};
 constexpr StepConfig small{"small", 2, 128, 2, 512, 64, 16};
 
+// The benchmark model (vocabulary 8000, 2 segments, 3 classes, dropout 0) and a random full-length batch.
+struct Workload {
+  explicit Workload(const StepConfig& sc) : model(config(sc), 1) {
+    batch.ids = Tensor<std::int64_t, 2>::from_shape({sc.batch, sc.seq});
+    batch.mask = xt::ones<std::int64_t>({sc.batch, sc.seq});
+    batch.segments = xt::zeros<std::int64_t>({sc.batch, sc.seq});
+    labels = Tensor<std::int64_t, 1>::from_shape({sc.batch});
+    Rng rng(7);
+    for (auto& id : batch.ids) id = static_cast<std::int64_t>(rng.below(model.config().vocab_size));
+    for (auto& y : labels) y = static_cast<std::int64_t>(rng.below(3));
+  }
+  static TransformerConfig config(const StepConfig& sc) {
+    TransformerConfig cfg;
+    cfg.vocab_size = 8000;
+    cfg.max_positions = 512;
+    cfg.type_vocab_size = 2;
+    cfg.dim = sc.dim;
+    cfg.heads = sc.heads;
+    cfg.ff_dim = sc.ff;
+    cfg.layers = sc.layers;
+    cfg.num_classes = 3;
+    return cfg;
+  }
+  TransformerClassifier<float> model;
+  TokenBatch batch;
+  Tensor<std::int64_t, 1> labels;
+};
+
 void train_step(benchmark::State& state, StepConfig sc, int threads) {
   set_num_threads(threads);
-  TransformerConfig cfg;
-  cfg.vocab_size = 8000;
-  cfg.max_positions = 512;
-  cfg.type_vocab_size = 2;
-  cfg.dim = sc.dim;
-  cfg.heads = sc.heads;
-  cfg.ff_dim = sc.ff;
-  cfg.layers = sc.layers;
-  cfg.num_classes = 3;
-  TransformerClassifier<float> model(cfg, 1);
+  Workload w(sc);
+  auto& model = w.model;
+  const auto& batch = w.batch;
+  const auto& labels = w.labels;
   model.train();
   AdamWOptions<float> ao;
   ao.lr = 1e-4f;
   AdamW<float> opt(model.params(), ao);
-  TokenBatch batch;
-  batch.ids = Tensor<std::int64_t, 2>::from_shape({sc.batch, sc.seq});
-  batch.mask = xt::ones<std::int64_t>({sc.batch, sc.seq});
-  batch.segments = xt::zeros<std::int64_t>({sc.batch, sc.seq});
-  Tensor<std::int64_t, 1> labels = Tensor<std::int64_t, 1>::from_shape({sc.batch});
-  Rng rng(7);
-  for (auto& id : batch.ids) id = static_cast<std::int64_t>(rng.below(cfg.vocab_size));
-  for (auto& y : labels) y = static_cast<std::int64_t>(rng.below(3));
   for (auto _ : state) {
     model.params().zero_grad();
     benchmark::DoNotOptimize(model.loss_and_backward(batch, labels));
@@ -60,25 +74,11 @@ void train_step(benchmark::State& state, StepConfig sc, int threads) {
 // The perturber's overhead: one PGD-3 adversarial training step (clean pass, two attack passes, adversarial
 // pass; no optimizer) against four plain forward/backward passes of the same model and batch.
 void adversarial_step(benchmark::State& state, bool pgd3) {
-  const StepConfig sc = bert_mini;
   set_num_threads(1);
-  TransformerConfig cfg;
-  cfg.vocab_size = 8000;
-  cfg.max_positions = 512;
-  cfg.type_vocab_size = 2;
-  cfg.dim = sc.dim;
-  cfg.heads = sc.heads;
-  cfg.ff_dim = sc.ff;
-  cfg.layers = sc.layers;
-  cfg.num_classes = 3;
-  TransformerClassifier<float> model(cfg, 1);
-  TokenBatch batch;
-  batch.ids = Tensor<std::int64_t, 2>::from_shape({sc.batch, sc.seq});
-  batch.mask = xt::ones<std::int64_t>({sc.batch, sc.seq});
-  Tensor<std::int64_t, 1> labels = Tensor<std::int64_t, 1>::from_shape({sc.batch});
-  Rng rng(7);
-  for (auto& id : batch.ids) id = static_cast<std::int64_t>(rng.below(cfg.vocab_size));
-  for (auto& y : labels) y = static_cast<std::int64_t>(rng.below(3));
+  Workload w(bert_mini);
+  auto& model = w.model;
+  const auto& batch = w.batch;
+  const auto& labels = w.labels;
   perturb::PGDOptions<float> attack;
   attack.ball = {perturb::Norm::l2, perturb::Granularity::token, 1.0f};
   attack.alpha = 0.3f;

@@ -116,13 +116,13 @@ std::vector<std::int64_t> token_stream(std::size_t n, std::uint32_t vocab) {
   return ids;
 }
 
-void synonym_sampler(benchmark::State& state) {
-  const noise::SynonymSampler sampler(synthetic_table(50000, 2, 8, 1));
+// Runs a sampler over 2^20 tokens cut into 128-token sentences, each its own example; reports tokens/s.
+template <class Sampler>
+void run_sampler(benchmark::State& state, const Sampler& sampler) {
   const auto ids = token_stream(1 << 20, 50000);
   std::vector<std::int64_t> out(ids.size());
   std::uint64_t copy = 0;
   for (auto _ : state) {
-    // Sentences of 128 tokens, each its own example.
     for (std::size_t s = 0; s < ids.size(); s += 128) sampler.sample(ids.data() + s, 128, out.data() + s, 7, s, copy);
     ++copy;
     benchmark::DoNotOptimize(out.data());
@@ -130,19 +130,14 @@ void synonym_sampler(benchmark::State& state) {
   state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(ids.size()), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+void synonym_sampler(benchmark::State& state) {
+  run_sampler(state, noise::SynonymSampler(synthetic_table(50000, 2, 8, 1)));
+}
+
 void code_switch_sampler(benchmark::State& state) {
   std::vector<noise::IdTable> dicts;
   for (std::uint64_t l = 0; l < 5; ++l) dicts.push_back(synthetic_table(50000, 1, 3, 10 + l));
-  const noise::CodeSwitchSampler sampler(std::move(dicts), noise::CodeSwitchOptions{1.0, 0.5});
-  const auto ids = token_stream(1 << 20, 50000);
-  std::vector<std::int64_t> out(ids.size());
-  std::uint64_t copy = 0;
-  for (auto _ : state) {
-    for (std::size_t s = 0; s < ids.size(); s += 128) sampler.sample(ids.data() + s, 128, out.data() + s, 7, s, copy);
-    ++copy;
-    benchmark::DoNotOptimize(out.data());
-  }
-  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(ids.size()), benchmark::Counter::kIsIterationInvariantRate);
+  run_sampler(state, noise::CodeSwitchSampler(std::move(dicts), noise::CodeSwitchOptions{1.0, 0.5}));
 }
 
 const int registered = [] {

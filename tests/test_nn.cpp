@@ -1,6 +1,6 @@
 // Tests of nn/: every layer and the whole model against central finite differences in double, parity with
 // PyTorch through fixtures, losses and optimizers against hand-computed values, checkpoints, bad input.
-#include "doctest_main.hpp"
+#include "test_support.hpp"
 
 #include <cmath>
 #include <cstdlib>
@@ -629,18 +629,6 @@ TEST_CASE("bad input raises robustxlt::Error naming the argument, expected and a
 // ---------------------------------------------------------------------------------------------------------
 // Parity with PyTorch (fixtures written by tests/make_nn_fixtures.py; run by the nn_pytorch_parity ctest).
 
-namespace {
-// max |a - b| / max |b|
-template <class A, class B>
-double max_relative(const A& a, const B& b) {
-  double d = 0, m = 0;
-  for (std::size_t i = 0; i < b.size(); ++i) {
-    d = std::max(d, std::abs(double(a.data()[i]) - double(b.data()[i])));
-    m = std::max(m, std::abs(double(b.data()[i])));
-  }
-  return m == 0 ? d : d / m;
-}
-}  // namespace
 
 TEST_CASE("PyTorch parity: logits, loss and every gradient within 1e-4") {
   const char* env = std::getenv("ROBUSTXLT_FIXTURES");
@@ -664,14 +652,14 @@ TEST_CASE("PyTorch parity: logits, loss and every gradient within 1e-4") {
     model.params().zero_grad();
     const float loss = model.loss_and_backward(batch, labels, opt);
     const auto ref_logits = io.tensor<float, 2>("output.logits");
-    CHECK(max_relative(model.logits(), ref_logits) <= 1e-4);
+    CHECK(robustxlt_test::max_relative(model.logits(), ref_logits) <= 1e-4);
     CHECK(std::abs(loss - io.tensor<float, 1>("output.loss")(0)) <= 1e-4 * std::abs(io.tensor<float, 1>("output.loss")(0)));
     const auto ref_in = io.tensor<float, 3>("grad.input_embeddings");
-    const double in_err = max_relative(model.input_grad(), ref_in);
+    const double in_err = robustxlt_test::max_relative(model.input_grad(), ref_in);
     INFO("input embedding gradient relative error ", in_err);
     CHECK(in_err <= 1e-4);
     std::size_t compared = 0;
-    double worst = std::max(max_relative(model.logits(), ref_logits), in_err);
+    double worst = std::max(robustxlt_test::max_relative(model.logits(), ref_logits), in_err);
     for (std::size_t i = 0; i < model.params().count(); ++i) {
       const auto& info = model.params().infos()[i];
       const std::string key = "grad." + info.name;
@@ -679,7 +667,7 @@ TEST_CASE("PyTorch parity: logits, loss and every gradient within 1e-4") {
       std::vector<float> ref(info.size);
       io.copy_to(key, ref.data(), info.shape);
       std::vector<float> mine(model.params().grad(i), model.params().grad(i) + info.size);
-      const double err = max_relative(mine, ref);
+      const double err = robustxlt_test::max_relative(mine, ref);
       INFO(info.name, " gradient relative error ", err);
       CHECK(err <= 1e-4);
       worst = std::max(worst, err);

@@ -1,6 +1,6 @@
 // Tests of noise/: loaders on hand-written fixtures and on real Debian resources converted by
 // examples/convert_lexicons.py, sampler statistics against their definitions, reproducibility.
-#include "doctest_main.hpp"
+#include "test_support.hpp"
 
 #include <algorithm>
 #include <cmath>

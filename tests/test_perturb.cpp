@@ -1,6 +1,6 @@
 // Tests of perturb/: kernels against hand-computed values and invariants on random inputs, the methods on
 // objectives with known maxima, statistical checks of random starts, and parity with PyTorch.
-#include "doctest_main.hpp"
+#include "test_support.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -379,17 +379,6 @@ TEST_CASE("bad input raises robustxlt::Error naming the argument") {
 // Parity with PyTorch (fixtures written by tests/make_perturb_fixtures.py; run by the perturb_pytorch_parity
 // ctest).
 
-namespace {
-template <class A, class B>
-double max_relative(const A& a, const B& b) {
-  double d = 0, m = 0;
-  for (std::size_t i = 0; i < b.size(); ++i) {
-    d = std::max(d, std::abs(double(a.data()[i]) - double(b.data()[i])));
-    m = std::max(m, std::abs(double(b.data()[i])));
-  }
-  return m == 0 ? d : d / m;
-}
-}  // namespace
 
 TEST_CASE("PyTorch parity: PGD (L2 per sequence, Linf per token) and FreeLB deltas and gradients within 1e-4") {
   const char* env = std::getenv("ROBUSTXLT_FIXTURES");
@@ -418,7 +407,7 @@ TEST_CASE("PyTorch parity: PGD (L2 per sequence, Linf per token) and FreeLB delt
     opt.steps = steps;
     const auto start = io.tensor<float, 3>(std::string(key) + ".start");
     auto r = pgd(objective, objective.embeddings(), batch.mask, opt, &start);
-    const double err = max_relative(r.delta, io.tensor<float, 3>(std::string(key) + ".delta"));
+    const double err = robustxlt_test::max_relative(r.delta, io.tensor<float, 3>(std::string(key) + ".delta"));
     const auto losses = io.tensor<float, 1>(std::string(key) + ".losses");
     for (int k = 0; k < steps; ++k) CHECK(r.losses[std::size_t(k)] == doctest::Approx(losses(std::size_t(k))).epsilon(1e-4));
     MESSAGE(std::string(key), ": delta after ", steps, " steps matches PyTorch, relative error ", err);
@@ -436,7 +425,7 @@ TEST_CASE("PyTorch parity: PGD (L2 per sequence, Linf per token) and FreeLB delt
   fo.max_norm = std::stof(meta.at("freelb_max_norm"));
   const auto start = io.tensor<float, 3>("freelb.start");
   auto r = freelb(objective, objective.embeddings(), batch.mask, fo, &start);
-  const double err = max_relative(r.delta, io.tensor<float, 3>("freelb.delta"));
+  const double err = robustxlt_test::max_relative(r.delta, io.tensor<float, 3>("freelb.delta"));
   CHECK(err <= 1e-4);
   double worst = 0;
   for (std::size_t i = 0; i < model.params().count(); ++i) {
@@ -444,7 +433,7 @@ TEST_CASE("PyTorch parity: PGD (L2 per sequence, Linf per token) and FreeLB delt
     std::vector<float> ref(info.size);
     io.copy_to("freelb.grad." + info.name, ref.data(), info.shape);
     std::vector<float> mine(model.params().grad(i), model.params().grad(i) + info.size);
-    const double e = max_relative(mine, ref);
+    const double e = robustxlt_test::max_relative(mine, ref);
     INFO(info.name, " accumulated gradient relative error ", e);
     CHECK(e <= 1e-4);
     worst = std::max(worst, e);

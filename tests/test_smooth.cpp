@@ -1,6 +1,6 @@
 // Tests of smooth/: PREDICT / CERTIFY against published test vectors and SciPy, aggregation of copy
 // classifiers, substitution certificates against hand-computed values, bad input.
-#include "doctest_main.hpp"
+#include "test_support.hpp"
 
 #include <cmath>
 #include <cstdlib>
