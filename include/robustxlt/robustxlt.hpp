@@ -1,5 +1,6 @@
 #pragma once
 // Umbrella header: includes every public header of robustxlt.
+#include "robustxlt/align.hpp"
 #include "robustxlt/core.hpp"
 #include "robustxlt/nn.hpp"
 #include "robustxlt/noise.hpp"

@@ -1,0 +1,269 @@
+#pragma once
+// Word-alignment extraction from a similarity matrix sim [m, n] (source words x target words): argmax
+// intersection, itermax, maximum-weight matching (Hungarian algorithm, O(n^3)), softmax in both directions
+// with a threshold, an optional distortion penalty, and subword-to-word mapping. Every function returns
+// sorted links without duplicates and throws NumericError on a non-finite similarity.
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "robustxlt/align/pharaoh.hpp"
+#include "robustxlt/core/error.hpp"
+#include "robustxlt/core/simd.hpp"
+#include "robustxlt/core/tensor.hpp"
+
+namespace robustxlt::align {
+
+namespace detail {
+
+template <class T>
+void check_similarity(const char* where, const Tensor<T, 2>& sim) {
+  if (!simd::all_finite(sim.size(), sim.data()))
+    robustxlt::detail::fail<NumericError>(where, ": similarities must be finite, got NaN or Inf in a ",
+                                          sim.shape()[0], " x ", sim.shape()[1], " matrix");
+}
+
+// Index of the largest value among n values with stride (ties to the lowest index).
+template <class T>
+std::size_t argmax(const T* x, std::size_t n, std::size_t stride) {
+  std::size_t best = 0;
+  for (std::size_t k = 1; k < n; ++k)
+    if (x[k * stride] > x[best * stride]) best = k;
+  return best;
+}
+
+template <class T>
+std::vector<Link> argmax_intersection(const Tensor<T, 2>& sim, const std::vector<std::uint8_t>* allowed = nullptr) {
+  const std::size_t m = sim.shape()[0], n = sim.shape()[1];
+  std::vector<Link> out;
+  if (m == 0 || n == 0) return out;
+  std::vector<std::size_t> col_best(n);
+  for (std::size_t j = 0; j < n; ++j) col_best[j] = argmax(sim.data() + j, m, n);
+  for (std::size_t i = 0; i < m; ++i) {
+    const std::size_t j = argmax(sim.data() + i * n, n, 1);
+    if (col_best[j] == i && (!allowed || (*allowed)[i * n + j]))
+      out.push_back({static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(j)});
+  }
+  return out;
+}
+
+}  // namespace detail
+
+// Cosine similarity of the rows of a [m, d] and b [n, d], computed with one Eigen product; a zero row
+// has similarity 0 with everything. Throws ShapeError when d differs, NumericError on non-finite input.
+template <class T>
+Tensor<T, 2> cosine_similarity(const Tensor<T, 2>& a, const Tensor<T, 2>& b) {
+  if (a.shape()[1] != b.shape()[1])
+    robustxlt::detail::fail<ShapeError>("cosine_similarity: a [", a.shape()[0], ", ", a.shape()[1], "] and b [", b.shape()[0],
+                                        ", ", b.shape()[1], "] must have the same width");
+  if (!simd::all_finite(a.size(), a.data()) || !simd::all_finite(b.size(), b.data()))
+    robustxlt::detail::fail<NumericError>("cosine_similarity: embeddings must be finite, got NaN or Inf");
+  const auto m = static_cast<Eigen::Index>(a.shape()[0]), n = static_cast<Eigen::Index>(b.shape()[0]),
+             d = static_cast<Eigen::Index>(a.shape()[1]);
+  RowMatrix<T> an = ConstMatrixMap<T>(a.data(), m, d), bn = ConstMatrixMap<T>(b.data(), n, d);
+  for (auto* x : {&an, &bn})
+    for (Eigen::Index r = 0; r < x->rows(); ++r) {
+      const T norm = x->row(r).norm();
+      if (norm > T(0)) x->row(r) /= norm;
+    }
+  Tensor<T, 2> out = Tensor<T, 2>::from_shape({a.shape()[0], b.shape()[0]});
+  robustxlt::detail::sync_eigen_threads();
+  MatrixMap<T>(out.data(), m, n).noalias() = an * bn.transpose();
+  return out;
+}
+
+// sim * (1 - kappa (i / (m - 1) - j / (n - 1))^2), favouring links near the diagonal; unchanged when
+// kappa == 0 or either side has a single word. Throws InvalidArgument when kappa < 0.
+template <class T>
+Tensor<T, 2> apply_distortion(const Tensor<T, 2>& sim, T kappa) {
+  if (!(kappa >= T(0))) robustxlt::detail::fail("apply_distortion: kappa must be >= 0, got ", kappa);
+  const std::size_t m = sim.shape()[0], n = sim.shape()[1];
+  Tensor<T, 2> out = sim;
+  if (kappa == T(0) || m < 2 || n < 2) return out;
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      const T d = static_cast<T>(i) / static_cast<T>(m - 1) - static_cast<T>(j) / static_cast<T>(n - 1);
+      out(i, j) *= T(1) - kappa * d * d;
+    }
+  return out;
+}
+
+// Links (i, j) where j is the argmax of row i and i the argmax of column j (ties to the lowest index).
+template <class T>
+std::vector<Link> argmax_links(const Tensor<T, 2>& sim) {
+  detail::check_similarity("argmax_links", sim);
+  return detail::argmax_intersection(sim);
+}
+
+// Itermax: the argmax links, then up to max_rounds - 1 further rounds of argmax intersection on the
+// similarities reweighted by 1 where neither word is aligned yet, by alpha where exactly one is, and by 0
+// where both are; stops early when a round adds nothing. Returns the argmax links unchanged when
+// min(m, n) <= 2.
+template <class T>
+std::vector<Link> itermax_links(const Tensor<T, 2>& sim, int max_rounds = 2, T alpha = T(0.9)) {
+  detail::check_similarity("itermax_links", sim);
+  if (max_rounds < 1) robustxlt::detail::fail("itermax_links: max_rounds must be >= 1, got ", max_rounds);
+  const std::size_t m = sim.shape()[0], n = sim.shape()[1];
+  std::vector<Link> links = detail::argmax_intersection(sim);
+  if (std::min(m, n) <= 2) return links;
+  for (int round = 1; round < max_rounds; ++round) {
+    std::vector<std::uint8_t> row_aligned(m, 0), col_aligned(n, 0);
+    for (const auto& l : links) row_aligned[l.source] = col_aligned[l.target] = 1;
+    const bool rows_left = std::count(row_aligned.begin(), row_aligned.end(), 0) > 0;
+    const bool cols_left = std::count(col_aligned.begin(), col_aligned.end(), 0) > 0;
+    if (!rows_left || !cols_left) break;
+    Tensor<T, 2> weighted = sim;
+    std::vector<std::uint8_t> allowed(m * n, 0);
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t j = 0; j < n; ++j) {
+        const int free = (row_aligned[i] ? 0 : 1) + (col_aligned[j] ? 0 : 1);
+        weighted(i, j) *= free == 2 ? T(1) : free == 1 ? alpha : T(0);
+        allowed[i * n + j] = free > 0;
+      }
+    const auto extra = detail::argmax_intersection(weighted, &allowed);
+    std::size_t added = 0;
+    for (const auto& l : extra)
+      if (!std::binary_search(links.begin(), links.end(), l)) {
+        links.push_back(l);
+        ++added;
+      }
+    std::sort(links.begin(), links.end());
+    if (added == 0) break;
+  }
+  return links;
+}
+
+// Maximum-weight bipartite matching (Hungarian algorithm with potentials, O(min^2 max)): min(m, n) links
+// with the largest total similarity.
+template <class T>
+std::vector<Link> match_links(const Tensor<T, 2>& sim) {
+  detail::check_similarity("match_links", sim);
+  const std::size_t m = sim.shape()[0], n = sim.shape()[1];
+  std::vector<Link> out;
+  if (m == 0 || n == 0) return out;
+  const bool transpose = m > n;  // rows must not outnumber columns
+  const std::size_t R = transpose ? n : m, C = transpose ? m : n;
+  auto cost = [&](std::size_t r, std::size_t c) -> double {  // 1-based; minimise the negated similarity
+    return -static_cast<double>(transpose ? sim(c - 1, r - 1) : sim(r - 1, c - 1));
+  };
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<double> u(R + 1, 0.0), v(C + 1, 0.0), minv(C + 1);
+  std::vector<std::size_t> p(C + 1, 0), way(C + 1, 0);
+  std::vector<char> used(C + 1);
+  for (std::size_t i = 1; i <= R; ++i) {
+    p[0] = i;
+    std::size_t j0 = 0;
+    std::fill(minv.begin(), minv.end(), inf);
+    std::fill(used.begin(), used.end(), 0);
+    do {
+      used[j0] = 1;
+      const std::size_t i0 = p[j0];
+      double delta = inf;
+      std::size_t j1 = 0;
+      for (std::size_t j = 1; j <= C; ++j) {
+        if (used[j]) continue;
+        const double cur = cost(i0, j) - u[i0] - v[j];
+        if (cur < minv[j]) {
+          minv[j] = cur;
+          way[j] = j0;
+        }
+        if (minv[j] < delta) {
+          delta = minv[j];
+          j1 = j;
+        }
+      }
+      for (std::size_t j = 0; j <= C; ++j) {
+        if (used[j]) {
+          u[p[j]] += delta;
+          v[j] -= delta;
+        } else {
+          minv[j] -= delta;
+        }
+      }
+      j0 = j1;
+    } while (p[j0] != 0);
+    do {
+      const std::size_t j1 = way[j0];
+      p[j0] = p[j1];
+      j0 = j1;
+    } while (j0 != 0);
+  }
+  for (std::size_t j = 1; j <= C; ++j)
+    if (p[j] != 0) {
+      const auto r = static_cast<std::uint32_t>(p[j] - 1), c = static_cast<std::uint32_t>(j - 1);
+      out.push_back(transpose ? Link{c, r} : Link{r, c});
+    }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Links whose probability exceeds threshold in both directions: softmax over each row (source to target)
+// and over each column (target to source) of sim. Throws InvalidArgument when threshold is outside [0, 1).
+template <class T>
+std::vector<Link> softmax_links(const Tensor<T, 2>& sim, T threshold = T(1e-3)) {
+  detail::check_similarity("softmax_links", sim);
+  if (!(threshold >= T(0) && threshold < T(1)))
+    robustxlt::detail::fail("softmax_links: threshold must be in [0, 1), got ", threshold);
+  const std::size_t m = sim.shape()[0], n = sim.shape()[1];
+  std::vector<Link> out;
+  if (m == 0 || n == 0) return out;
+  Tensor<T, 2> fwd = sim;
+  for (std::size_t i = 0; i < m; ++i) simd::softmax_inplace(n, fwd.data() + i * n);
+  std::vector<T> col(m);
+  Tensor<T, 2> bwd = Tensor<T, 2>::from_shape({m, n});
+  for (std::size_t j = 0; j < n; ++j) {
+    for (std::size_t i = 0; i < m; ++i) col[i] = sim(i, j);
+    simd::softmax_inplace(m, col.data());
+    for (std::size_t i = 0; i < m; ++i) bwd(i, j) = col[i];
+  }
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j)
+      if (fwd(i, j) > threshold && bwd(i, j) > threshold)
+        out.push_back({static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(j)});
+  return out;
+}
+
+// Word links from subword links: a link between subwords s and t links words source_word[s] and
+// target_word[t]. Throws InvalidArgument when a subword index is outside the maps.
+inline std::vector<Link> words_from_subwords(const std::vector<Link>& subword_links, const std::vector<std::uint32_t>& source_word,
+                                             const std::vector<std::uint32_t>& target_word) {
+  std::vector<Link> out;
+  for (const auto& l : subword_links) {
+    if (l.source >= source_word.size() || l.target >= target_word.size())
+      robustxlt::detail::fail("words_from_subwords: link (", l.source, ", ", l.target, ") outside the subword maps of ",
+                              source_word.size(), " and ", target_word.size(), " subwords");
+    out.push_back({source_word[l.source], target_word[l.target]});
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+// Word vectors as the mean of their subword vectors: vectors [s, d], word_of[s] in [0, words); every word
+// must own at least one subword. Throws InvalidArgument otherwise.
+template <class T>
+Tensor<T, 2> average_subwords(const Tensor<T, 2>& vectors, const std::vector<std::uint32_t>& word_of, std::size_t words) {
+  const std::size_t s = vectors.shape()[0], d = vectors.shape()[1];
+  if (word_of.size() != s)
+    robustxlt::detail::fail<ShapeError>("average_subwords: word_of must have one entry per subword (", s, "), got ", word_of.size());
+  Tensor<T, 2> out = xt::zeros<T>({words, d});
+  std::vector<std::size_t> count(words, 0);
+  for (std::size_t k = 0; k < s; ++k) {
+    if (word_of[k] >= words)
+      robustxlt::detail::fail("average_subwords: word_of[", k, "] must be < ", words, ", got ", word_of[k]);
+    simd::add_inplace(d, vectors.data() + k * d, out.data() + word_of[k] * d);
+    ++count[word_of[k]];
+  }
+  for (std::size_t w = 0; w < words; ++w) {
+    if (count[w] == 0) robustxlt::detail::fail("average_subwords: word ", w, " has no subword");
+    simd::scale(d, T(1) / static_cast<T>(count[w]), out.data() + w * d);
+  }
+  return out;
+}
+
+}  // namespace robustxlt::align
