@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <set>
+#include <tuple>
 #include <robustxlt/align.hpp>
 #include <robustxlt/core.hpp>
 #include <vector>
@@ -165,4 +167,197 @@ TEST_CASE("softmax links, distortion, cosine similarity, subwords") {
   const auto w = average_subwords(sub, {0, 0, 1}, 2);
   CHECK(w == Tensor<float, 2>{{2, 3}, {5, 6}});
   CHECK_THROWS_WITH_AS(average_subwords(sub, {0, 0, 0}, 2), "average_subwords: word 1 has no subword", InvalidArgument);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Retrieval, mining and diagnostics against direct computations over the full similarity matrix.
+
+namespace {
+Tensor<double, 2> random_matrix(std::size_t n, std::size_t d, std::uint64_t seed) {
+  Tensor<double, 2> x = Tensor<double, 2>::from_shape({n, d});
+  Rng rng(seed);
+  for (auto& v : x) v = rng.normal<double>();
+  return x;
+}
+
+// Full cosine matrix, computed element by element.
+std::vector<std::vector<double>> full_cosine(const Tensor<double, 2>& a, const Tensor<double, 2>& b) {
+  std::vector<std::vector<double>> s(a.shape()[0], std::vector<double>(b.shape()[0]));
+  for (std::size_t i = 0; i < a.shape()[0]; ++i)
+    for (std::size_t j = 0; j < b.shape()[0]; ++j) {
+      double ab = 0, aa = 0, bb = 0;
+      for (std::size_t k = 0; k < a.shape()[1]; ++k) {
+        ab += a(i, k) * b(j, k);
+        aa += a(i, k) * a(i, k);
+        bb += b(j, k) * b(j, k);
+      }
+      s[i][j] = ab / std::sqrt(aa * bb);
+    }
+  return s;
+}
+
+double mean_top(std::vector<double> v, std::size_t k) {
+  std::sort(v.rbegin(), v.rend());
+  return std::accumulate(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), 0.0) / double(k);
+}
+}  // namespace
+
+TEST_CASE("retrieval: cosine and CSLS neighbours equal a direct computation, for any block size") {
+  const auto x = random_matrix(37, 8, 1), y = random_matrix(53, 8, 2);
+  const auto s = full_cosine(x, y);
+  std::vector<double> rx(37), ry(53);
+  for (std::size_t i = 0; i < 37; ++i) rx[i] = mean_top(s[i], 10);
+  for (std::size_t j = 0; j < 53; ++j) {
+    std::vector<double> col(37);
+    for (std::size_t i = 0; i < 37; ++i) col[i] = s[i][j];
+    ry[j] = mean_top(col, 10);
+  }
+  for (std::size_t block : {std::size_t(5), std::size_t(16), std::size_t(2048)}) {
+    RetrievalOptions opt;
+    opt.k = 5;
+    opt.block = block;
+    const auto cos = retrieve(x, y, Retrieval::cosine, opt);
+    const auto csls = retrieve(x, y, Retrieval::csls, opt);
+    for (std::size_t i = 0; i < 37; ++i) {
+      std::vector<std::pair<double, std::size_t>> a, c;
+      for (std::size_t j = 0; j < 53; ++j) {
+        a.push_back({-s[i][j], j});
+        c.push_back({-(2 * s[i][j] - rx[i] - ry[j]), j});
+      }
+      std::sort(a.begin(), a.end());
+      std::sort(c.begin(), c.end());
+      for (std::size_t k = 0; k < 5; ++k) {
+        CHECK(cos.index(i, k) == std::int64_t(a[k].second));
+        CHECK(cos.score(i, k) == doctest::Approx(-a[k].first).epsilon(1e-12));
+        CHECK(csls.index(i, k) == std::int64_t(c[k].second));
+        CHECK(csls.score(i, k) == doctest::Approx(-c[k].first).epsilon(1e-12));
+      }
+    }
+  }
+  RetrievalOptions big;
+  big.k = 54;
+  CHECK_THROWS_WITH_AS(retrieve(x, y, Retrieval::cosine, big), "retrieve: k must be in [1, 53] (the candidate set), got 54",
+                       InvalidArgument);
+  CHECK_THROWS_AS(retrieve(x, random_matrix(3, 7, 3)), ShapeError);
+  Tensor<double, 2> nan = x;
+  nan(2, 3) = std::nan("");
+  CHECK_THROWS_AS(retrieve(nan, y), NumericError);
+}
+
+TEST_CASE("precision at k: hand-computed lexicon induction") {
+  Neighbours<double> nb;
+  nb.index = {{4, 1, 2}, {0, 3, 9}, {5, 6, 7}};
+  nb.score = xt::zeros<double>({3, 3});
+  // Query 0's gold {2} at rank 3; query 1's gold {0, 8} at rank 1; query 2 has no gold (not evaluated).
+  CHECK(precision_at_k(nb, {{2}, {8, 0}, {}}, {1, 2, 3}) == std::vector<double>{0.5, 0.5, 1.0});
+  CHECK_THROWS_AS(precision_at_k(nb, {{2}}, {1}), ShapeError);
+  CHECK_THROWS_AS(precision_at_k(nb, {{2}, {0}, {}}, {4}), InvalidArgument);
+}
+
+TEST_CASE("margin mining: forward/backward candidates accepted one to one; BUCC threshold; Tatoeba") {
+  const auto x = random_matrix(20, 6, 5);
+  // Targets: noisy copies of the sources, shuffled, plus 5 distractors.
+  Tensor<double, 2> y = random_matrix(25, 6, 6);
+  Rng rng(7);
+  std::vector<std::size_t> perm(20);
+  std::iota(perm.begin(), perm.end(), 0);
+  for (std::size_t i = 19; i > 0; --i) std::swap(perm[i], perm[rng.below(i + 1)]);
+  std::vector<std::pair<std::int64_t, std::int64_t>> gold;
+  for (std::size_t i = 0; i < 20; ++i) {
+    for (std::size_t k = 0; k < 6; ++k) y(perm[i], k) = x(i, k) + 0.1 * rng.normal<double>();
+    gold.push_back({std::int64_t(i), std::int64_t(perm[i])});
+  }
+  const auto mined = mine_pairs(x, y, 4, 7);
+  // Reference: margins from the full matrix, best forward and backward candidates, greedy acceptance.
+  const auto s = full_cosine(x, y);
+  std::vector<double> rx(20), ry(25);
+  for (std::size_t i = 0; i < 20; ++i) rx[i] = mean_top(s[i], 4);
+  for (std::size_t j = 0; j < 25; ++j) {
+    std::vector<double> col(20);
+    for (std::size_t i = 0; i < 20; ++i) col[i] = s[i][j];
+    ry[j] = mean_top(col, 4);
+  }
+  auto margin = [&](std::size_t i, std::size_t j) { return s[i][j] / ((rx[i] + ry[j]) / 2); };
+  std::set<std::pair<std::size_t, std::size_t>> candidates;
+  for (std::size_t i = 0; i < 20; ++i) {
+    std::size_t b = 0;
+    for (std::size_t j = 1; j < 25; ++j)
+      if (margin(i, j) > margin(i, b)) b = j;
+    candidates.insert({i, b});
+  }
+  for (std::size_t j = 0; j < 25; ++j) {
+    std::size_t b = 0;
+    for (std::size_t i = 1; i < 20; ++i)
+      if (margin(i, j) > margin(b, j)) b = i;
+    candidates.insert({b, j});
+  }
+  std::vector<std::tuple<double, std::size_t, std::size_t>> sorted;
+  for (auto [i, j] : candidates) sorted.push_back({-margin(i, j), i, j});
+  std::sort(sorted.begin(), sorted.end());
+  std::set<std::size_t> us, ut;
+  std::vector<std::pair<std::size_t, std::size_t>> expect;
+  for (auto [m, i, j] : sorted)
+    if (!us.count(i) && !ut.count(j)) {
+      us.insert(i);
+      ut.insert(j);
+      expect.push_back({i, j});
+    }
+  REQUIRE(mined.size() == expect.size());
+  for (std::size_t k = 0; k < expect.size(); ++k) {
+    CHECK(mined[k].source == std::int64_t(expect[k].first));
+    CHECK(mined[k].target == std::int64_t(expect[k].second));
+  }
+  // With low noise every gold pair is mined above the best threshold.
+  const auto best = best_threshold(mined, gold);
+  CHECK(best.f1 == doctest::Approx(1.0));
+  CHECK(best.correct == 20);
+  const auto all = mining_scores(mined, gold, -1e9);
+  CHECK(all.predicted == mined.size());
+  CHECK(all.precision == doctest::Approx(20.0 / mined.size()));
+  // Tatoeba: targets in source order.
+  Tensor<double, 2> aligned = Tensor<double, 2>::from_shape({20, 6});
+  for (std::size_t i = 0; i < 20; ++i)
+    for (std::size_t k = 0; k < 6; ++k) aligned(i, k) = y(perm[i], k);
+  CHECK(tatoeba_accuracy(x, aligned) == 1.0);
+  CHECK(tatoeba_accuracy(x, random_matrix(20, 6, 9)) < 0.5);
+  CHECK_THROWS_AS(tatoeba_accuracy(x, y), ShapeError);
+}
+
+TEST_CASE("diagnostics: summaries, coverage at the perturbers' norms, linear CKA") {
+  const auto s = summarize({4, 1, 3, 2});
+  CHECK(s.mean == 2.5);
+  CHECK(s.stddev == doctest::Approx(std::sqrt(1.25)));
+  CHECK(s.min == 1);
+  CHECK(s.median == 2.5);
+  CHECK(s.q25 == doctest::Approx(1.75));
+  CHECK(s.max == 4);
+  const Tensor<double, 2> src = {{1, 0}, {0, 1}, {3, 4}};
+  const Tensor<double, 2> tgt = {{1, 0}, {1, 0}, {0, 0}};
+  const auto d = pair_diagnostics(src, tgt);
+  CHECK(d.cosine.mean == doctest::Approx((1 + 0 + 0) / 3.0));  // a zero vector has cosine 0
+  CHECK(d.l2.max == doctest::Approx(5.0));
+  CHECK(d.linf.max == doctest::Approx(4.0));
+  CHECK(d.l2.min == 0.0);
+  // Coverage: per token L2 distances 0, sqrt 2, 5 (third token padded in the masked case).
+  const Tensor<double, 3> s3 = {{{1, 0}, {0, 1}, {3, 4}}}, t3 = {{{1, 0}, {1, 0}, {0, 0}}};
+  const Tensor<std::int64_t, 2> none, mask = {{1, 1, 0}};
+  CHECK(robust_region_coverage(s3, t3, none, Norm::l2, Granularity::token, 1.5) == doctest::Approx(2.0 / 3));
+  CHECK(robust_region_coverage(s3, t3, mask, Norm::l2, Granularity::token, 1.5) == doctest::Approx(1.0));
+  CHECK(robust_region_coverage(s3, t3, none, Norm::linf, Granularity::token, 1.0) == doctest::Approx(2.0 / 3));
+  CHECK(robust_region_coverage(s3, t3, none, Norm::l2, Granularity::sequence, 5.0) == 0.0);  // sqrt(27) > 5
+  // CKA: 1 for a representation against a rotated and scaled copy of itself; hand value for two columns.
+  const auto x = random_matrix(30, 4, 11);
+  const double c = std::cos(0.7), sn = std::sin(0.7);
+  Tensor<double, 2> rot = x;
+  for (std::size_t i = 0; i < 30; ++i) {
+    rot(i, 0) = 3 * (c * x(i, 0) - sn * x(i, 1));
+    rot(i, 1) = 3 * (sn * x(i, 0) + c * x(i, 1));
+    rot(i, 2) = 3 * x(i, 2);
+    rot(i, 3) = 3 * x(i, 3);
+  }
+  CHECK(linear_cka(x, rot) == doctest::Approx(1.0));
+  // One-column X = (1, 2, 3) and Y = (1, 3, 2): centred (-1, 0, 1) and (-1, 1, 0); CKA = (1)^2 / (2 * 2).
+  CHECK(linear_cka(Tensor<double, 2>{{1}, {2}, {3}}, Tensor<double, 2>{{1}, {3}, {2}}) == doctest::Approx(0.25));
+  CHECK(linear_cka(Tensor<double, 2>{{1}, {1}}, Tensor<double, 2>{{1}, {2}}) == 0.0);
+  CHECK_THROWS_AS(linear_cka(x, random_matrix(29, 4, 1)), ShapeError);
 }

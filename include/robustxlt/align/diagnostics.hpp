@@ -1,0 +1,128 @@
+#pragma once
+// Embedding diagnostics for translation pairs: distributions of cosine similarity and of L2 / Linf
+// distance, robust-region coverage (the share of pairs whose distance lies within the epsilon ball the
+// perturbers defend, at the same norm and granularity), and linear CKA between two representations.
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "robustxlt/core/error.hpp"
+#include "robustxlt/core/norms.hpp"
+#include "robustxlt/core/simd.hpp"
+#include "robustxlt/core/tensor.hpp"
+
+namespace robustxlt::align {
+
+struct Summary {
+  std::size_t count = 0;
+  double mean = 0, stddev = 0;                        // population standard deviation
+  double min = 0, q25 = 0, median = 0, q75 = 0, max = 0;  // linear-interpolation quantiles
+};
+
+// Summary statistics of values (all zero when empty).
+inline Summary summarize(std::vector<double> v) {
+  Summary s;
+  s.count = v.size();
+  if (v.empty()) return s;
+  std::sort(v.begin(), v.end());
+  double sum = 0;
+  for (double x : v) sum += x;
+  s.mean = sum / double(v.size());
+  double ss = 0;
+  for (double x : v) ss += (x - s.mean) * (x - s.mean);
+  s.stddev = std::sqrt(ss / double(v.size()));
+  auto q = [&](double p) {
+    const double pos = p * double(v.size() - 1);
+    const auto lo = static_cast<std::size_t>(std::floor(pos));
+    const std::size_t hi = std::min(lo + 1, v.size() - 1);
+    return v[lo] + (pos - double(lo)) * (v[hi] - v[lo]);
+  };
+  s.min = v.front();
+  s.q25 = q(0.25);
+  s.median = q(0.5);
+  s.q75 = q(0.75);
+  s.max = v.back();
+  return s;
+}
+
+struct PairDiagnostics {
+  Summary cosine;  // cos(source_i, target_i)
+  Summary l2;      // ||target_i - source_i||_2
+  Summary linf;    // ||target_i - source_i||_inf
+};
+
+// Row i of source [n, d] and target [n, d] embed the two sides of translation pair i.
+// Throws ShapeError on different shapes, NumericError on non-finite values.
+template <class T>
+PairDiagnostics pair_diagnostics(const Tensor<T, 2>& source, const Tensor<T, 2>& target) {
+  if (source.shape() != target.shape())
+    robustxlt::detail::fail<ShapeError>("pair_diagnostics: target must have the shape of source ", shape_string(source.shape()),
+                                        ", got ", shape_string(target.shape()));
+  if (!simd::all_finite(source.size(), source.data()) || !simd::all_finite(target.size(), target.data()))
+    robustxlt::detail::fail<NumericError>("pair_diagnostics: embeddings must be finite, got NaN or Inf");
+  const std::size_t n = source.shape()[0], d = source.shape()[1];
+  std::vector<double> cs, l2, li;
+  for (std::size_t i = 0; i < n; ++i) {
+    const T* a = source.data() + i * d;
+    const T* b = target.data() + i * d;
+    const double na = std::sqrt(double(simd::dot(d, a, a))), nb = std::sqrt(double(simd::dot(d, b, b)));
+    cs.push_back(na > 0 && nb > 0 ? double(simd::dot(d, a, b)) / (na * nb) : 0.0);
+    double ss = 0, mx = 0;
+    for (std::size_t k = 0; k < d; ++k) {
+      const double diff = double(b[k]) - double(a[k]);
+      ss += diff * diff;
+      mx = std::max(mx, std::abs(diff));
+    }
+    l2.push_back(std::sqrt(ss));
+    li.push_back(mx);
+  }
+  return {summarize(cs), summarize(l2), summarize(li)};
+}
+
+// Robust-region coverage: the fraction of groups (tokens, sequences or the batch, as the perturbers group
+// them) whose distance ||target - source|| at the given norm is at most epsilon. source and target [B, T, D]
+// (for single words, T = 1); mask [B, T] or empty. Throws ShapeError, InvalidArgument (epsilon < 0).
+template <class T, class M>
+double robust_region_coverage(const Tensor<T, 3>& source, const Tensor<T, 3>& target, const M& mask, Norm norm,
+                              Granularity granularity, T epsilon) {
+  if (source.shape() != target.shape())
+    robustxlt::detail::fail<ShapeError>("robust_region_coverage: target must have the shape of source ",
+                                        shape_string(source.shape()), ", got ", shape_string(target.shape()));
+  if (!(epsilon >= T(0))) robustxlt::detail::fail("robust_region_coverage: epsilon must be >= 0, got ", epsilon);
+  const Tensor<T, 3> diff = target - source;
+  const auto n = norms(diff, mask, norm, granularity);
+  const TokenMask m = TokenMask::from(mask, source.shape()[0], source.shape()[1], "robust_region_coverage");
+  std::size_t groups = 0, inside = 0;
+  for (std::size_t g = 0; g < n.size(); ++g) {
+    if (granularity == Granularity::token && !m.valid(g)) continue;
+    if (granularity == Granularity::sequence && m.tokens(g).empty()) continue;
+    ++groups;
+    inside += n(g) <= epsilon;
+  }
+  return groups ? double(inside) / double(groups) : 0.0;
+}
+
+// Linear CKA between representations X [n, d1] and Y [n, d2] of the same n inputs:
+// ||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F) with column-centred Xc, Yc. In [0, 1]; invariant to
+// orthogonal transforms and isotropic scaling. 0 when either side is constant. Throws ShapeError when n differs.
+template <class T>
+double linear_cka(const Tensor<T, 2>& x, const Tensor<T, 2>& y) {
+  if (x.shape()[0] != y.shape()[0])
+    robustxlt::detail::fail<ShapeError>("linear_cka: X and Y must have the same number of rows, got ", x.shape()[0], " and ",
+                                        y.shape()[0]);
+  using Mat = Eigen::MatrixXd;
+  const Eigen::Index n = static_cast<Eigen::Index>(x.shape()[0]);
+  Mat a = ConstMatrixMap<T>(x.data(), n, static_cast<Eigen::Index>(x.shape()[1])).template cast<double>();
+  Mat b = ConstMatrixMap<T>(y.data(), n, static_cast<Eigen::Index>(y.shape()[1])).template cast<double>();
+  if (!a.allFinite() || !b.allFinite()) robustxlt::detail::fail<NumericError>("linear_cka: representations must be finite");
+  a.rowwise() -= a.colwise().mean();
+  b.rowwise() -= b.colwise().mean();
+  const double cross = (b.transpose() * a).squaredNorm();
+  const double den = (a.transpose() * a).norm() * (b.transpose() * b).norm();
+  return den > 0 ? cross / den : 0.0;
+}
+
+}  // namespace robustxlt::align
