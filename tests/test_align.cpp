@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <numeric>
 #include <set>
 #include <tuple>
@@ -360,4 +362,65 @@ TEST_CASE("diagnostics: summaries, coverage at the perturbers' norms, linear CKA
   CHECK(linear_cka(Tensor<double, 2>{{1}, {2}, {3}}, Tensor<double, 2>{{1}, {3}, {2}}) == doctest::Approx(0.25));
   CHECK(linear_cka(Tensor<double, 2>{{1}, {1}}, Tensor<double, 2>{{1}, {2}}) == 0.0);
   CHECK_THROWS_AS(linear_cka(x, random_matrix(29, 4, 1)), ShapeError);
+}
+
+TEST_CASE("SciPy reference: matching totals up to 200 x 200, NumPy CSLS neighbours and margin mining") {
+  const char* env = std::getenv("ROBUSTXLT_ALIGN_REFERENCE");
+  if (!env || !std::filesystem::exists(env)) {
+    MESSAGE("align reference not found (set ROBUSTXLT_ALIGN_REFERENCE); skipping");
+    robustxlt_test::parity_skipped = true;
+    return;
+  }
+  const SafetensorsReader ref{std::filesystem::path(env)};
+  std::size_t matrices = 0;
+  double worst = 0;
+  for (const auto& [name, rec] : ref.records()) {
+    if (name.rfind("match.sim.", 0) != 0) continue;
+    const auto sim = ref.tensor<double, 2>(name);
+    const double want = ref.tensor<double, 1>("match.total." + name.substr(10))(0);
+    double total = 0;
+    const auto got = match_links(sim);
+    for (const auto& l : got) total += sim(l.source, l.target);
+    CHECK(got.size() == std::min(sim.shape()[0], sim.shape()[1]));
+    CHECK(total == doctest::Approx(want).epsilon(1e-12));
+    worst = std::max(worst, std::abs(total - want));
+    ++matrices;
+  }
+  CHECK(matrices == 6);
+  const auto x = ref.tensor<double, 2>("retrieval.x"), y = ref.tensor<double, 2>("retrieval.y");
+  RetrievalOptions opt;
+  opt.k = std::stoul(ref.metadata().at("k"));
+  opt.csls_k = std::stoul(ref.metadata().at("csls_k"));
+  opt.block = 16;
+  for (const auto& [method, key] : {std::pair{Retrieval::cosine, std::string("cos")}, std::pair{Retrieval::csls, std::string("csls")}}) {
+    const auto nb = retrieve(x, y, method, opt);
+    CHECK(nb.index == ref.tensor<std::int64_t, 2>(key + ".index"));
+    CHECK(robustxlt_test::max_relative(nb.score, ref.tensor<double, 2>(key + ".score")) <= 1e-12);
+  }
+  const auto mined = mine_pairs(x, y, std::stoul(ref.metadata().at("margin_k")), 16);
+  const auto src = ref.tensor<std::int64_t, 1>("margin.source"), tgt = ref.tensor<std::int64_t, 1>("margin.target");
+  const auto score = ref.tensor<double, 1>("margin.score");
+  REQUIRE(mined.size() == src.size());
+  for (std::size_t k = 0; k < mined.size(); ++k) {
+    CHECK(mined[k].source == src(k));
+    CHECK(mined[k].target == tgt(k));
+    CHECK(mined[k].score == doctest::Approx(score(k)).epsilon(1e-12));
+  }
+  MESSAGE("align: ", matrices, " SciPy assignments matched (largest total difference ", worst, "), CSLS and ", mined.size(),
+          " mined pairs match NumPy");
+}
+
+TEST_CASE("bad input for retrieval inputs: ragged rows, malformed and mismatched id files") {
+  CHECK(matrix_from_rows<float>({{1, 2}, {3, 4}}) == Tensor<float, 2>{{1, 2}, {3, 4}});
+  CHECK_THROWS_WITH_AS(matrix_from_rows<float>({{1, 2}, {3, 4}, {5}}),
+                       "matrix_from_rows: row 2 has 1 values, expected 2 (ragged rows)", ShapeError);
+  const auto pairs = parse_id_pairs("de-1\ten-7\n\nde-2\ten-3\n", "gold.txt");
+  CHECK(pairs == std::vector<std::pair<std::string, std::string>>{{"de-1", "en-7"}, {"de-2", "en-3"}});
+  CHECK_THROWS_WITH_AS(parse_id_pairs("de-1\ten-7\nde-2 en-3\n", "gold.txt"),
+                       "id pairs 'gold.txt' line 2: expected 'source_id<TAB>target_id', got 'de-2 en-3'", FormatError);
+  std::vector<MinedPair<double>> mined = {{0, 1, 2.0}, {1, 0, 1.5}, {2, 2, 0.5}};
+  CHECK(mined_id_pairs(mined, {"a", "b", "c"}, {"x", "y", "z"}, 1.0) ==
+        std::vector<std::pair<std::string, std::string>>{{"a", "y"}, {"b", "x"}});
+  CHECK_THROWS_WITH_AS(mined_id_pairs(mined, {"a", "b"}, {"x", "y", "z"}, 0.0),
+                       doctest::Contains("(mismatched id files)"), ShapeError);
 }

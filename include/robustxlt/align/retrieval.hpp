@@ -10,12 +10,15 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <limits>
+#include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
 
 #include "robustxlt/core/error.hpp"
+#include "robustxlt/core/io.hpp"
 #include "robustxlt/core/simd.hpp"
 #include "robustxlt/core/tensor.hpp"
 
@@ -311,6 +314,66 @@ double tatoeba_accuracy(const Tensor<T, 2>& source, const Tensor<T, 2>& target, 
   std::size_t ok = 0;
   for (std::size_t i = 0; i < source.shape()[0]; ++i) ok += nb.index(i, 0) == static_cast<std::int64_t>(i);
   return double(ok) / double(source.shape()[0]);
+}
+
+// A [rows, width] matrix from row vectors (e.g. embeddings read row by row). Throws ShapeError naming the
+// first row whose length differs from the first row's.
+template <class T>
+Tensor<T, 2> matrix_from_rows(const std::vector<std::vector<T>>& rows) {
+  const std::size_t w = rows.empty() ? 0 : rows[0].size();
+  Tensor<T, 2> out = Tensor<T, 2>::from_shape({rows.size(), w});
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    if (rows[r].size() != w)
+      robustxlt::detail::fail<ShapeError>("matrix_from_rows: row ", r, " has ", rows[r].size(), " values, expected ", w,
+                                          " (ragged rows)");
+    std::copy(rows[r].begin(), rows[r].end(), out.data() + r * w);
+  }
+  return out;
+}
+
+// Gold sentence pairs in the BUCC format: one "source_id<TAB>target_id" per line (blank lines skipped).
+// Throws FormatError naming the line when a line does not have exactly two tab-separated ids.
+inline std::vector<std::pair<std::string, std::string>> parse_id_pairs(std::string_view text, const std::string& source) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::size_t line = 0, start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view l = text.substr(start, end - start);
+    start = end + 1;
+    ++line;
+    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+    if (l.empty()) continue;
+    const std::size_t tab = l.find('\t');
+    if (tab == std::string_view::npos || tab == 0 || tab + 1 == l.size() || l.find('\t', tab + 1) != std::string_view::npos)
+      robustxlt::detail::fail<FormatError>("id pairs '", source, "' line ", line, ": expected 'source_id<TAB>target_id', got '", l,
+                                           "'");
+    out.emplace_back(std::string(l.substr(0, tab)), std::string(l.substr(tab + 1)));
+  }
+  return out;
+}
+
+inline std::vector<std::pair<std::string, std::string>> load_id_pairs(const std::filesystem::path& path) {
+  return parse_id_pairs(read_file(path), path.string());
+}
+
+// Mined row pairs as sentence-id pairs: source_ids[r] names row r of the source embeddings, target_ids
+// likewise. Throws ShapeError when an id list is shorter than the rows mined from (mismatched id files).
+template <class T>
+std::vector<std::pair<std::string, std::string>> mined_id_pairs(const std::vector<MinedPair<T>>& mined,
+                                                                const std::vector<std::string>& source_ids,
+                                                                const std::vector<std::string>& target_ids,
+                                                                double threshold) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& p : mined) {
+    if (static_cast<double>(p.score) < threshold) continue;
+    if (static_cast<std::size_t>(p.source) >= source_ids.size() || static_cast<std::size_t>(p.target) >= target_ids.size())
+      robustxlt::detail::fail<ShapeError>("mined_id_pairs: pair (", p.source, ", ", p.target, ") needs ", p.source + 1,
+                                          " source ids and ", p.target + 1, " target ids, got ", source_ids.size(), " and ",
+                                          target_ids.size(), " (mismatched id files)");
+    out.emplace_back(source_ids[static_cast<std::size_t>(p.source)], target_ids[static_cast<std::size_t>(p.target)]);
+  }
+  return out;
 }
 
 }  // namespace robustxlt::align
