@@ -37,15 +37,63 @@ std::size_t argmax(const T* x, std::size_t n, std::size_t stride) {
   return best;
 }
 
+// Row and column argmax in one row-major pass (columns are never walked with a stride), then their
+// intersection, optionally restricted to allowed cells. Matrices up to 2^24 rows (row indices are kept in
+// the scalar type for the vectorised column update).
 template <class T>
 std::vector<Link> argmax_intersection(const Tensor<T, 2>& sim, const std::vector<std::uint8_t>* allowed = nullptr) {
   const std::size_t m = sim.shape()[0], n = sim.shape()[1];
   std::vector<Link> out;
   if (m == 0 || n == 0) return out;
-  std::vector<std::size_t> col_best(n);
-  for (std::size_t j = 0; j < n; ++j) col_best[j] = argmax(sim.data() + j, m, n);
+  std::vector<std::size_t> row_best(m);
+  // Column maxima start below every value, so row 0 goes through the same loop as the others.
+  std::vector<T> col_max(n, -std::numeric_limits<T>::infinity()), col_row(n, T(0));  // row index held as T (exact below 2^24)
+  using B = simd::batch<T>;
+  constexpr std::size_t W = simd::width<T>;
+  std::vector<T> lane_index(W);
+  for (std::size_t l = 0; l < W; ++l) lane_index[l] = static_cast<T>(l);
+  const B lanes = B::load_unaligned(lane_index.data());
+  alignas(64) T best_v[W], best_j[W];
   for (std::size_t i = 0; i < m; ++i) {
-    const std::size_t j = argmax(sim.data() + i * n, n, 1);
+    const T* r = sim.data() + i * n;
+    const B vi(static_cast<T>(i));
+    // One pass per row: the row's running maximum (per lane, with its column) and the column maxima.
+    B rmax(-std::numeric_limits<T>::infinity()), rarg(T(0));
+    std::size_t j = 0;
+    for (; j + W <= n; j += W) {
+      const B x = B::load_unaligned(r + j);
+      const auto up = x > rmax;  // strictly greater: the first column of a tie stays
+      rmax = xsimd::select(up, x, rmax);
+      rarg = xsimd::select(up, lanes + B(static_cast<T>(j)), rarg);
+      const B cm = B::load_unaligned(col_max.data() + j);
+      const auto better = x > cm;  // ties keep the lower row
+      xsimd::select(better, x, cm).store_unaligned(col_max.data() + j);
+      xsimd::select(better, vi, B::load_unaligned(col_row.data() + j)).store_unaligned(col_row.data() + j);
+    }
+    rmax.store_aligned(best_v);
+    rarg.store_aligned(best_j);
+    T top = -std::numeric_limits<T>::infinity(), arg = T(0);
+    for (std::size_t l = 0; l < W; ++l)
+      if (best_v[l] > top || (best_v[l] == top && best_j[l] < arg)) {
+        top = best_v[l];
+        arg = best_j[l];
+      }
+    for (; j < n; ++j) {
+      if (r[j] > top) {
+        top = r[j];
+        arg = static_cast<T>(j);
+      }
+      if (r[j] > col_max[j]) {
+        col_max[j] = r[j];
+        col_row[j] = static_cast<T>(i);
+      }
+    }
+    row_best[i] = static_cast<std::size_t>(arg);
+  }
+  std::vector<std::size_t> col_best(n);
+  for (std::size_t j = 0; j < n; ++j) col_best[j] = static_cast<std::size_t>(col_row[j]);
+  for (std::size_t i = 0; i < m; ++i) {
+    const std::size_t j = row_best[i];
     if (col_best[j] == i && (!allowed || (*allowed)[i * n + j]))
       out.push_back({static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(j)});
   }
@@ -138,8 +186,10 @@ std::vector<Link> itermax_links(const Tensor<T, 2>& sim, int max_rounds = 2, T a
   return links;
 }
 
-// Maximum-weight bipartite matching (Hungarian algorithm with potentials, O(min^2 max)): min(m, n) links
-// with the largest total similarity.
+// Maximum-weight bipartite matching: min(m, n) links with the largest total similarity. The assignment
+// is solved as a minimum-cost one on negated similarities by successive shortest augmenting paths with
+// dual potentials (the Jonker-Volgenant family; O(min^2 max)): each row adds one augmenting path found by a
+// Dijkstra search over the columns not yet reached, and potentials are updated once per path.
 template <class T>
 std::vector<Link> match_links(const Tensor<T, 2>& sim) {
   detail::check_similarity("match_links", sim);
@@ -148,56 +198,68 @@ std::vector<Link> match_links(const Tensor<T, 2>& sim) {
   if (m == 0 || n == 0) return out;
   const bool transpose = m > n;  // rows must not outnumber columns
   const std::size_t R = transpose ? n : m, C = transpose ? m : n;
-  auto cost = [&](std::size_t r, std::size_t c) -> double {  // 1-based; minimise the negated similarity
-    return -static_cast<double>(transpose ? sim(c - 1, r - 1) : sim(r - 1, c - 1));
-  };
+  std::vector<double> cost(R * C);  // row-major [R, C], negated similarities
+  for (std::size_t r = 0; r < R; ++r)
+    for (std::size_t c = 0; c < C; ++c) cost[r * C + c] = -static_cast<double>(transpose ? sim(c, r) : sim(r, c));
   const double inf = std::numeric_limits<double>::infinity();
-  std::vector<double> u(R + 1, 0.0), v(C + 1, 0.0), minv(C + 1);
-  std::vector<std::size_t> p(C + 1, 0), way(C + 1, 0);
-  std::vector<char> used(C + 1);
-  for (std::size_t i = 1; i <= R; ++i) {
-    p[0] = i;
-    std::size_t j0 = 0;
-    std::fill(minv.begin(), minv.end(), inf);
-    std::fill(used.begin(), used.end(), 0);
-    do {
-      used[j0] = 1;
-      const std::size_t i0 = p[j0];
-      double delta = inf;
-      std::size_t j1 = 0;
-      for (std::size_t j = 1; j <= C; ++j) {
-        if (used[j]) continue;
-        const double cur = cost(i0, j) - u[i0] - v[j];
-        if (cur < minv[j]) {
-          minv[j] = cur;
-          way[j] = j0;
+  constexpr std::size_t none = static_cast<std::size_t>(-1);
+  std::vector<double> u(R, 0.0), v(C, 0.0), dist(C);
+  std::vector<std::size_t> path(C, none), row_of(C, none), col_of(R, none), remaining(C);
+  std::vector<char> row_seen(R), col_seen(C);
+  for (std::size_t start = 0; start < R; ++start) {
+    // Dijkstra from row `start` over reduced costs until a free column is reached.
+    std::fill(dist.begin(), dist.end(), inf);
+    std::fill(row_seen.begin(), row_seen.end(), 0);
+    std::fill(col_seen.begin(), col_seen.end(), 0);
+    for (std::size_t k = 0; k < C; ++k) remaining[k] = C - 1 - k;
+    std::size_t left = C, i = start, sink = none;
+    double reached = 0.0;
+    while (sink == none) {
+      row_seen[i] = 1;
+      const double* row = cost.data() + i * C;
+      const double base = reached - u[i];
+      std::size_t pick = 0;
+      double lowest = inf;
+      for (std::size_t k = 0; k < left; ++k) {
+        const std::size_t j = remaining[k];
+        const double r = base + row[j] - v[j];
+        if (r < dist[j]) {
+          path[j] = i;
+          dist[j] = r;
         }
-        if (minv[j] < delta) {
-          delta = minv[j];
-          j1 = j;
-        }
-      }
-      for (std::size_t j = 0; j <= C; ++j) {
-        if (used[j]) {
-          u[p[j]] += delta;
-          v[j] -= delta;
-        } else {
-          minv[j] -= delta;
+        // Prefer a free column among equals: the path ends sooner.
+        if (dist[j] < lowest || (dist[j] == lowest && row_of[j] == none)) {
+          lowest = dist[j];
+          pick = k;
         }
       }
-      j0 = j1;
-    } while (p[j0] != 0);
-    do {
-      const std::size_t j1 = way[j0];
-      p[j0] = p[j1];
-      j0 = j1;
-    } while (j0 != 0);
-  }
-  for (std::size_t j = 1; j <= C; ++j)
-    if (p[j] != 0) {
-      const auto r = static_cast<std::uint32_t>(p[j] - 1), c = static_cast<std::uint32_t>(j - 1);
-      out.push_back(transpose ? Link{c, r} : Link{r, c});
+      reached = lowest;
+      const std::size_t j = remaining[pick];
+      col_seen[j] = 1;
+      remaining[pick] = remaining[--left];
+      if (row_of[j] == none) sink = j;
+      else i = row_of[j];
     }
+    // Potentials, once per path.
+    u[start] += reached;
+    for (std::size_t r = 0; r < R; ++r)
+      if (row_seen[r] && r != start) u[r] += reached - dist[col_of[r]];
+    for (std::size_t c = 0; c < C; ++c)
+      if (col_seen[c]) v[c] -= reached - dist[c];
+    // Augment along the path back to `start`.
+    for (std::size_t j = sink;;) {
+      const std::size_t r = path[j];
+      row_of[j] = r;
+      const std::size_t previous = col_of[r];
+      col_of[r] = j;
+      j = previous;
+      if (r == start) break;
+    }
+  }
+  for (std::size_t r = 0; r < R; ++r) {
+    const auto a = static_cast<std::uint32_t>(r), b = static_cast<std::uint32_t>(col_of[r]);
+    out.push_back(transpose ? Link{b, a} : Link{a, b});
+  }
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -214,13 +276,18 @@ std::vector<Link> softmax_links(const Tensor<T, 2>& sim, T threshold = T(1e-3)) 
   if (m == 0 || n == 0) return out;
   Tensor<T, 2> fwd = sim;
   for (std::size_t i = 0; i < m; ++i) simd::softmax_inplace(n, fwd.data() + i * n);
-  std::vector<T> col(m);
+  // Column softmax with row-major passes: column maxima, then column sums of exp(s - max).
+  std::vector<T> cmax(sim.data(), sim.data() + n), csum(n, T(0));
+  for (std::size_t i = 1; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) cmax[j] = std::max(cmax[j], sim(i, j));
   Tensor<T, 2> bwd = Tensor<T, 2>::from_shape({m, n});
-  for (std::size_t j = 0; j < n; ++j) {
-    for (std::size_t i = 0; i < m; ++i) col[i] = sim(i, j);
-    simd::softmax_inplace(m, col.data());
-    for (std::size_t i = 0; i < m; ++i) bwd(i, j) = col[i];
-  }
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      bwd(i, j) = std::exp(sim(i, j) - cmax[j]);
+      csum[j] += bwd(i, j);
+    }
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) bwd(i, j) /= csum[j];
   for (std::size_t i = 0; i < m; ++i)
     for (std::size_t j = 0; j < n; ++j)
       if (fwd(i, j) > threshold && bwd(i, j) > threshold)

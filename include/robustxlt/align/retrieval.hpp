@@ -61,7 +61,12 @@ RowMatrix<T> normalized(const Tensor<T, 2>& x) {
 template <class T>
 class TopK {
  public:
-  TopK(std::size_t rows, std::size_t k) : k_(k), vals_(rows * k, -std::numeric_limits<T>::infinity()), idx_(rows * k, -1) {}
+  TopK(std::size_t rows, std::size_t k)
+      : k_(k), vals_(rows * k, -std::numeric_limits<T>::infinity()), idx_(rows * k, -1),
+        floor_(rows, -std::numeric_limits<T>::infinity()) {}
+  // The value a candidate must exceed to enter each row's list, contiguous so callers can test many
+  // candidates at once with SIMD and call offer() only for the few that pass.
+  const T* floors() const noexcept { return floor_.data(); }
   void offer(std::size_t row, T v, std::int64_t j) {
     T* vs = vals_.data() + row * k_;
     std::int64_t* is = idx_.data() + row * k_;
@@ -74,6 +79,7 @@ class TopK {
     }
     vs[p] = v;
     is[p] = j;
+    floor_[row] = vs[k_ - 1];
   }
   const T* values(std::size_t row) const { return vals_.data() + row * k_; }
   const std::int64_t* indices(std::size_t row) const { return idx_.data() + row * k_; }
@@ -87,7 +93,33 @@ class TopK {
   std::size_t k_;
   std::vector<T> vals_;
   std::vector<std::int64_t> idx_;
+  std::vector<T> floor_;
 };
+
+// Offers row `row` of the score block (values v[0..n), candidate indices first + c) to a TopK row, testing
+// W values at a time against the row's floor.
+template <class T>
+void offer_row(TopK<T>& top, std::size_t row, const T* v, std::size_t n, std::int64_t first) {
+  using B = simd::batch<T>;
+  constexpr std::size_t W = simd::width<T>;
+  std::size_t c = 0;
+  for (; c + W <= n; c += W)
+    if (xsimd::any(B::load_unaligned(v + c) > B(top.floors()[row])))
+      for (std::size_t l = c; l < c + W; ++l) top.offer(row, v[l], first + static_cast<std::int64_t>(l));
+  for (; c < n; ++c) top.offer(row, v[c], first + static_cast<std::int64_t>(c));
+}
+
+// Offers one row of a score block to the column lists: value v[c] to list first_col + c, as candidate `index`.
+template <class T>
+void offer_columns(TopK<T>& top, std::size_t first_col, const T* v, std::size_t n, std::int64_t index) {
+  using B = simd::batch<T>;
+  constexpr std::size_t W = simd::width<T>;
+  std::size_t c = 0;
+  for (; c + W <= n; c += W)
+    if (xsimd::any(B::load_unaligned(v + c) > B::load_unaligned(top.floors() + first_col + c)))
+      for (std::size_t l = c; l < c + W; ++l) top.offer(first_col + l, v[l], index);
+  for (; c < n; ++c) top.offer(first_col + c, v[c], index);
+}
 
 // Calls fn(block, row0, col0) for every block of X Y^T (block is [rows, cols], row-major).
 template <class T, class Fn>
@@ -113,12 +145,12 @@ std::pair<std::vector<T>, std::vector<T>> neighbourhood_means(const RowMatrix<T>
                                                               std::size_t block) {
   TopK<T> rx(static_cast<std::size_t>(x.rows()), k), ry(static_cast<std::size_t>(y.rows()), k);
   for_each_block(x, y, block, [&](const RowMatrix<T>& s, std::size_t r0, std::size_t c0) {
-    for (Eigen::Index i = 0; i < s.rows(); ++i)
-      for (Eigen::Index j = 0; j < s.cols(); ++j) {
-        const T v = s(i, j);
-        rx.offer(r0 + static_cast<std::size_t>(i), v, static_cast<std::int64_t>(c0) + j);
-        ry.offer(c0 + static_cast<std::size_t>(j), v, static_cast<std::int64_t>(r0) + i);
-      }
+    const auto n = static_cast<std::size_t>(s.cols());
+    for (Eigen::Index i = 0; i < s.rows(); ++i) {
+      const T* row = s.data() + i * s.cols();
+      offer_row(rx, r0 + static_cast<std::size_t>(i), row, n, static_cast<std::int64_t>(c0));
+      offer_columns(ry, c0, row, n, static_cast<std::int64_t>(r0) + i);
+    }
   });
   std::pair<std::vector<T>, std::vector<T>> out;
   for (Eigen::Index i = 0; i < x.rows(); ++i) out.first.push_back(rx.mean(static_cast<std::size_t>(i)));
@@ -162,14 +194,19 @@ Neighbours<T> retrieve(const Tensor<T, 2>& queries, const Tensor<T, 2>& candidat
   }
   detail::TopK<T> best(nq, opt.k);
   const bool csls = method == Retrieval::csls;
+  std::vector<T> scores;
   detail::for_each_block(x, y, opt.block, [&](const RowMatrix<T>& s, std::size_t r0, std::size_t c0) {
+    const auto n = static_cast<std::size_t>(s.cols());
+    scores.resize(n);
     for (Eigen::Index i = 0; i < s.rows(); ++i) {
       const std::size_t q = r0 + static_cast<std::size_t>(i);
-      for (Eigen::Index j = 0; j < s.cols(); ++j) {
-        const std::size_t c = c0 + static_cast<std::size_t>(j);
-        const T v = csls ? T(2) * s(i, j) - rx[q] - ry[c] : s(i, j);
-        best.offer(q, v, static_cast<std::int64_t>(c));
+      const T* row = s.data() + i * s.cols();
+      if (csls) {
+        // 2 cos - r_T(x) - r_S(y), vectorised over the block's candidates.
+        for (std::size_t j = 0; j < n; ++j) scores[j] = T(2) * row[j] - rx[q] - ry[c0 + j];
+        row = scores.data();
       }
+      detail::offer_row(best, q, row, n, static_cast<std::int64_t>(c0));
     }
   });
   Neighbours<T> out;
