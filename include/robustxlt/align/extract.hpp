@@ -50,45 +50,30 @@ std::vector<Link> argmax_intersection(const Tensor<T, 2>& sim, const std::vector
   std::vector<T> col_max(n, -std::numeric_limits<T>::infinity()), col_row(n, T(0));  // row index held as T (exact below 2^24)
   using B = simd::batch<T>;
   constexpr std::size_t W = simd::width<T>;
-  std::vector<T> lane_index(W);
-  for (std::size_t l = 0; l < W; ++l) lane_index[l] = static_cast<T>(l);
-  const B lanes = B::load_unaligned(lane_index.data());
-  alignas(64) T best_v[W], best_j[W];
   for (std::size_t i = 0; i < m; ++i) {
     const T* r = sim.data() + i * n;
     const B vi(static_cast<T>(i));
-    // One pass per row: the row's running maximum (per lane, with its column) and the column maxima.
-    B rmax(-std::numeric_limits<T>::infinity()), rarg(T(0));
+    // One pass per row for the row maximum and the column maxima; the row's argmax is then the first
+    // column holding that maximum (lowest index on ties).
+    B rmax(-std::numeric_limits<T>::infinity());
     std::size_t j = 0;
     for (; j + W <= n; j += W) {
       const B x = B::load_unaligned(r + j);
-      const auto up = x > rmax;  // strictly greater: the first column of a tie stays
-      rmax = xsimd::select(up, x, rmax);
-      rarg = xsimd::select(up, lanes + B(static_cast<T>(j)), rarg);
+      rmax = xsimd::max(rmax, x);
       const B cm = B::load_unaligned(col_max.data() + j);
       const auto better = x > cm;  // ties keep the lower row
-      xsimd::select(better, x, cm).store_unaligned(col_max.data() + j);
+      xsimd::max(x, cm).store_unaligned(col_max.data() + j);
       xsimd::select(better, vi, B::load_unaligned(col_row.data() + j)).store_unaligned(col_row.data() + j);
     }
-    rmax.store_aligned(best_v);
-    rarg.store_aligned(best_j);
-    T top = -std::numeric_limits<T>::infinity(), arg = T(0);
-    for (std::size_t l = 0; l < W; ++l)
-      if (best_v[l] > top || (best_v[l] == top && best_j[l] < arg)) {
-        top = best_v[l];
-        arg = best_j[l];
-      }
+    T top = simd::reduce_max(rmax);
     for (; j < n; ++j) {
-      if (r[j] > top) {
-        top = r[j];
-        arg = static_cast<T>(j);
-      }
+      top = std::max(top, r[j]);
       if (r[j] > col_max[j]) {
         col_max[j] = r[j];
         col_row[j] = static_cast<T>(i);
       }
     }
-    row_best[i] = static_cast<std::size_t>(arg);
+    row_best[i] = static_cast<std::size_t>(std::find(r, r + n, top) - r);
   }
   std::vector<std::size_t> col_best(n);
   for (std::size_t j = 0; j < n; ++j) col_best[j] = static_cast<std::size_t>(col_row[j]);

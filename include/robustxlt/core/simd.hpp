@@ -91,6 +91,14 @@ T dot(std::size_t n, const T* a, const T* b) noexcept {
   return s;
 }
 
+// Largest lane of a batch.
+template <class T>
+T reduce_max(const batch<T>& b) noexcept {
+  alignas(64) T lanes[width<T>];
+  b.store_aligned(lanes);
+  return *std::max_element(lanes, lanes + width<T>);
+}
+
 // max of x[i]; n > 0
 template <class T>
 T max(std::size_t n, const T* x) noexcept {
@@ -99,9 +107,7 @@ T max(std::size_t n, const T* x) noexcept {
   if (n >= width<T>) {
     batch<T> acc = batch<T>::load_unaligned(x);
     for (i = width<T>; i + width<T> <= n; i += width<T>) acc = xsimd::max(acc, batch<T>::load_unaligned(x + i));
-    alignas(64) T lanes[width<T>];
-    acc.store_aligned(lanes);
-    m = *std::max_element(lanes, lanes + width<T>);
+    m = reduce_max(acc);
   }
   for (; i < n; ++i) m = std::max(m, x[i]);
   return m;
@@ -110,14 +116,24 @@ T max(std::size_t n, const T* x) noexcept {
 // True when every x[i] is finite.
 template <class T>
 bool all_finite(std::size_t n, const T* x) noexcept {
+  constexpr std::size_t W = width<T>;
   std::size_t i = 0;
-  // x - x is 0 for finite x and NaN for NaN or Inf, so one accumulated sum tells.
-  batch<T> acc(T(0));
-  for (; i + width<T> <= n; i += width<T>) {
-    const auto v = batch<T>::load_unaligned(x + i);
-    acc += v - v;
+  // x - x is 0 for finite x and NaN for NaN or Inf, so one sum tells; four accumulators keep the adds
+  // independent of each other.
+  batch<T> a0(T(0)), a1(T(0)), a2(T(0)), a3(T(0));
+  for (; i + 4 * W <= n; i += 4 * W) {
+    const auto v0 = batch<T>::load_unaligned(x + i), v1 = batch<T>::load_unaligned(x + i + W);
+    const auto v2 = batch<T>::load_unaligned(x + i + 2 * W), v3 = batch<T>::load_unaligned(x + i + 3 * W);
+    a0 += v0 - v0;
+    a1 += v1 - v1;
+    a2 += v2 - v2;
+    a3 += v3 - v3;
   }
-  T s = xsimd::hadd(acc);
+  for (; i + W <= n; i += W) {
+    const auto v = batch<T>::load_unaligned(x + i);
+    a0 += v - v;
+  }
+  T s = xsimd::hadd((a0 + a1) + (a2 + a3));
   for (; i < n; ++i) s += x[i] - x[i];
   return s == T(0);
 }
