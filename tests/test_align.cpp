@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <numeric>
+#include <optional>
+#include <string>
 #include <set>
 #include <tuple>
 #include <robustxlt/align.hpp>
@@ -423,4 +425,23 @@ TEST_CASE("bad input for retrieval inputs: ragged rows, malformed and mismatched
         std::vector<std::pair<std::string, std::string>>{{"a", "y"}, {"b", "x"}});
   CHECK_THROWS_WITH_AS(mined_id_pairs(mined, {"a", "b"}, {"x", "y", "z"}, 0.0),
                        doctest::Contains("(mismatched id files)"), ShapeError);
+}
+
+TEST_CASE("embed_pairs: lexicon entries through an embedding function, out-of-vocabulary pairs skipped") {
+  auto embed = [](const std::string& w) -> std::optional<std::vector<double>> {
+    if (w == "house") return std::vector<double>{1, 0};
+    if (w == "Haus") return std::vector<double>{0.8, 0.6};
+    if (w == "dog") return std::vector<double>{0, 1};
+    return std::nullopt;
+  };
+  const auto e = embed_pairs<double>({{"house", "Haus"}, {"dog", "Hund"}, {"house", "Haus"}}, embed);
+  CHECK(e.skipped == 1);
+  CHECK(e.source.shape()[0] == 2);
+  const auto d = pair_diagnostics(e.source, e.target);
+  CHECK(d.cosine.mean == doctest::Approx(0.8));
+  CHECK(d.l2.mean == doctest::Approx(std::sqrt(0.04 + 0.36)));
+  auto ragged = [](const std::string& w) -> std::optional<std::vector<double>> {
+    return w == "a" ? std::vector<double>{1, 2} : std::vector<double>{1};
+  };
+  CHECK_THROWS_AS(embed_pairs<double>({{"a", "b"}}, ragged), ShapeError);
 }

@@ -7,6 +7,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "robustxlt/core/error.hpp"
@@ -80,6 +83,42 @@ PairDiagnostics pair_diagnostics(const Tensor<T, 2>& source, const Tensor<T, 2>&
     li.push_back(mx);
   }
   return {summarize(cs), summarize(l2), summarize(li)};
+}
+
+template <class T>
+struct EmbeddedPairs {
+  Tensor<T, 2> source;       // [n, d] row i embeds the source side of pair i
+  Tensor<T, 2> target;       // [n, d]
+  std::size_t skipped = 0;   // pairs with a side the embedding function does not cover
+};
+
+// Embeds translation pairs (e.g. a MUSE lexicon's entries) with embed(word) -> std::optional<std::vector<T>>
+// (std::nullopt when the word is out of vocabulary), keeping the pairs whose two sides are both covered.
+// Throws ShapeError when vectors differ in length.
+template <class T, class Embed>
+EmbeddedPairs<T> embed_pairs(const std::vector<std::pair<std::string, std::string>>& pairs, Embed&& embed) {
+  std::vector<std::vector<T>> src, tgt;
+  EmbeddedPairs<T> out;
+  for (const auto& [a, b] : pairs) {
+    std::optional<std::vector<T>> ea = embed(a), eb = embed(b);
+    if (!ea || !eb) {
+      ++out.skipped;
+      continue;
+    }
+    src.push_back(std::move(*ea));
+    tgt.push_back(std::move(*eb));
+  }
+  const std::size_t d = src.empty() ? 0 : src[0].size();
+  out.source = Tensor<T, 2>::from_shape({src.size(), d});
+  out.target = Tensor<T, 2>::from_shape({src.size(), d});
+  for (std::size_t i = 0; i < src.size(); ++i) {
+    if (src[i].size() != d || tgt[i].size() != d)
+      robustxlt::detail::fail<ShapeError>("embed_pairs: every embedding must have ", d, " values, got ", src[i].size(), " and ",
+                                          tgt[i].size(), " for pair ", i);
+    std::copy(src[i].begin(), src[i].end(), out.source.data() + i * d);
+    std::copy(tgt[i].begin(), tgt[i].end(), out.target.data() + i * d);
+  }
+  return out;
 }
 
 // Robust-region coverage: the fraction of groups (tokens, sequences or the batch, as the perturbers group
