@@ -7,46 +7,12 @@
 #include <robustxlt/robustxlt.hpp>
 #include <string>
 
+#include "word_order_task.hpp"
+
 using namespace robustxlt;
 
-namespace {
-
-// Marker A before marker B (0), after (1), or a marker missing (2); fillers elsewhere; padded to T.
-void draw_batch(Rng& rng, std::size_t B, std::size_t T, std::size_t vocab, nn::TokenBatch& batch,
-                Tensor<std::int64_t, 1>& y) {
-  batch.ids = xt::zeros<std::int64_t>({B, T});
-  batch.mask = xt::zeros<std::int64_t>({B, T});
-  y = Tensor<std::int64_t, 1>::from_shape({B});
-  for (std::size_t b = 0; b < B; ++b) {
-    const std::size_t len = T / 2 + rng.below(T / 2 + 1);
-    for (std::size_t t = 0; t < len; ++t) {
-      batch.ids(b, t) = 3 + static_cast<std::int64_t>(rng.below(vocab - 3));
-      batch.mask(b, t) = 1;
-    }
-    const std::size_t i = rng.below(len), j = (i + 1 + rng.below(len - 1)) % len;
-    if (rng.below(3) < 2) {
-      batch.ids(b, i) = 1;
-      batch.ids(b, j) = 2;
-      y(b) = i < j ? 0 : 1;
-    } else {
-      batch.ids(b, i) = 1 + static_cast<std::int64_t>(rng.below(2));
-      y(b) = 2;
-    }
-  }
-}
-
-double accuracy(const Tensor<float, 2>& z, const Tensor<std::int64_t, 1>& y) {
-  std::size_t ok = 0;
-  for (std::size_t b = 0; b < y.size(); ++b) {
-    std::size_t best = 0;
-    for (std::size_t c = 1; c < z.shape()[1]; ++c)
-      if (z(b, c) > z(b, best)) best = c;
-    ok += static_cast<std::int64_t>(best) == y(b);
-  }
-  return static_cast<double>(ok) / static_cast<double>(y.size());
-}
-
-}  // namespace
+using word_order_task::accuracy;
+using word_order_task::draw_batch;
 
 int main(int argc, char** argv) {
   std::size_t steps = 400;

@@ -1,10 +1,7 @@
 // Trains the minimal transformer on a synthetic three-class word-order task, with padding, AdamW, a
 // warmup/decay schedule and gradient clipping, then saves a checkpoint, reloads it and checks that the
 // reloaded model predicts the same. Run with --help for options.
-//
-// The task: each sequence holds random filler words and, in two thirds of the cases, a marker word A and
-// a marker word B. The label says whether A comes before B (0), after B (1), or whether one marker is
-// missing (2). Bag-of-words models cannot do better than 2/3; the transformer has to use positions.
+// The task is described in word_order_task.hpp.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +9,8 @@
 #include <filesystem>
 #include <robustxlt/robustxlt.hpp>
 #include <string>
+
+#include "word_order_task.hpp"
 
 using namespace robustxlt;
 using namespace robustxlt::nn;
@@ -26,42 +25,8 @@ struct Options {
   std::string checkpoint = "train_classifier.safetensors";
 };
 
-constexpr std::int64_t marker_a = 1, marker_b = 2, first_filler = 3;
-
-// Draws a batch of the word-order task: variable lengths in [min_len, T], padded to T.
-void draw_batch(Rng& rng, std::size_t B, std::size_t T, std::size_t vocab, TokenBatch& batch, Tensor<std::int64_t, 1>& y) {
-  batch.ids = xt::zeros<std::int64_t>({B, T});
-  batch.mask = xt::zeros<std::int64_t>({B, T});
-  y = Tensor<std::int64_t, 1>::from_shape({B});
-  for (std::size_t b = 0; b < B; ++b) {
-    const std::size_t len = T / 2 + rng.below(T / 2 + 1);
-    for (std::size_t t = 0; t < len; ++t) {
-      batch.ids(b, t) = first_filler + static_cast<std::int64_t>(rng.below(vocab - first_filler));
-      batch.mask(b, t) = 1;
-    }
-    const auto kind = rng.below(3);
-    const std::size_t i = rng.below(len), j = (i + 1 + rng.below(len - 1)) % len;
-    if (kind < 2) {
-      batch.ids(b, i) = marker_a;
-      batch.ids(b, j) = marker_b;
-      y(b) = i < j ? 0 : 1;
-    } else {
-      batch.ids(b, i) = rng.below(2) ? marker_a : marker_b;
-      y(b) = 2;
-    }
-  }
-}
-
-double accuracy(const Tensor<float, 2>& logits, const Tensor<std::int64_t, 1>& y) {
-  std::size_t correct = 0;
-  for (std::size_t b = 0; b < y.size(); ++b) {
-    std::size_t best = 0;
-    for (std::size_t c = 1; c < logits.shape()[1]; ++c)
-      if (logits(b, c) > logits(b, best)) best = c;
-    correct += static_cast<std::int64_t>(best) == y(b);
-  }
-  return static_cast<double>(correct) / static_cast<double>(y.size());
-}
+using word_order_task::accuracy;
+using word_order_task::draw_batch;
 
 void usage() {
   std::puts(

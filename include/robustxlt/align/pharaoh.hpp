@@ -83,17 +83,10 @@ inline bool parse_index(std::string_view t, long long& out) {
 inline std::vector<SentenceAlignment> parse_pharaoh(std::string_view text, const std::string& source,
                                                     const PharaohOptions& opt = {}) {
   std::vector<SentenceAlignment> out;
-  std::size_t line = 0, start = 0;
-  auto fail = [&](auto&&... args) {
-    robustxlt::detail::fail<FormatError>("pharaoh '", source, "' line ", line, ": ", args...);
-  };
-  while (start < text.size()) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view l = text.substr(start, end - start);
-    start = end + 1;
-    ++line;
-    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+  for_each_line(text, [&](std::size_t line, std::string_view l) {
+    auto fail = [&](auto&&... args) {
+      robustxlt::detail::fail<FormatError>("pharaoh '", source, "' line ", line, ": ", args...);
+    };
     SentenceAlignment s;
     const std::size_t tab = l.find('\t');
     if (tab != std::string_view::npos) {
@@ -130,7 +123,7 @@ inline std::vector<SentenceAlignment> parse_pharaoh(std::string_view text, const
     }
     detail::normalise(s);
     out.push_back(std::move(s));
-  }
+  });
   if (!opt.lengths.empty() && opt.lengths.size() != out.size())
     robustxlt::detail::fail<FormatError>("pharaoh '", source, "': ", out.size(), " lines but ", opt.lengths.size(),
                                          " sentence lengths");

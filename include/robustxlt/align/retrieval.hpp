@@ -372,21 +372,14 @@ Tensor<T, 2> matrix_from_rows(const std::vector<std::vector<T>>& rows) {
 // Throws FormatError naming the line when a line does not have exactly two tab-separated ids.
 inline std::vector<std::pair<std::string, std::string>> parse_id_pairs(std::string_view text, const std::string& source) {
   std::vector<std::pair<std::string, std::string>> out;
-  std::size_t line = 0, start = 0;
-  while (start < text.size()) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view l = text.substr(start, end - start);
-    start = end + 1;
-    ++line;
-    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
-    if (l.empty()) continue;
+  for_each_line(text, [&](std::size_t line, std::string_view l) {
+    if (l.empty()) return;
     const std::size_t tab = l.find('\t');
     if (tab == std::string_view::npos || tab == 0 || tab + 1 == l.size() || l.find('\t', tab + 1) != std::string_view::npos)
       robustxlt::detail::fail<FormatError>("id pairs '", source, "' line ", line, ": expected 'source_id<TAB>target_id', got '", l,
                                            "'");
     out.emplace_back(std::string(l.substr(0, tab)), std::string(l.substr(tab + 1)));
-  }
+  });
   return out;
 }
 

@@ -65,4 +65,19 @@ inline void write_file_atomic(const std::filesystem::path& path, std::string_vie
   }
 }
 
+// Calls fn(line_number, line) for each line of text (1-based numbers, without the newline or a trailing
+// '\r'). Blank lines are passed on; nothing follows a final newline.
+template <class Fn>
+void for_each_line(std::string_view text, Fn&& fn) {
+  std::size_t line = 0, start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view l = text.substr(start, end - start);
+    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+    fn(++line, l);
+    start = end + 1;
+  }
+}
+
 }  // namespace robustxlt

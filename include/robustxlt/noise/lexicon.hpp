@@ -108,21 +108,6 @@ template <class... Args>
   robustxlt::detail::fail<FormatError>(kind, " '", source, "' line ", line, ": ", std::forward<Args>(args)...);
 }
 
-// Calls fn(line_number, line) for each line (without the newline).
-template <class Fn>
-void for_each_line(std::string_view text, Fn&& fn) {
-  std::size_t line = 1, start = 0;
-  while (start <= text.size()) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view l = text.substr(start, end - start);
-    if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
-    if (!(end == text.size() && l.empty())) fn(line, l);
-    ++line;
-    start = end + 1;
-  }
-}
-
 inline bool blank(std::string_view l) { return split_whitespace(l).empty(); }
 
 // 1-based line of byte offset pos.
@@ -138,7 +123,7 @@ inline std::size_t line_of(std::string_view text, std::size_t pos) {
 // Throws FormatError (invalid UTF-8, a line without a target, a line with more than two fields, no entries).
 inline WordLists parse_muse(std::string_view text, const std::string& source, bool fold_case = false) {
   WordLists out(fold_case);
-  detail::for_each_line(text, [&](std::size_t line, std::string_view l) {
+  for_each_line(text, [&](std::size_t line, std::string_view l) {
     if (!valid_utf8(l)) detail::format_error("muse", source, line, "invalid UTF-8");
     const auto fields = split_whitespace(l);
     if (fields.empty()) return;
@@ -159,7 +144,7 @@ inline WordLists load_muse(const std::filesystem::path& path, bool fold_case = f
 // Parses our TSV neighbour format (see the top of this file).
 inline WordLists parse_neighbours_tsv(std::string_view text, const std::string& source, bool fold_case = false) {
   WordLists out(fold_case);
-  detail::for_each_line(text, [&](std::size_t line, std::string_view l) {
+  for_each_line(text, [&](std::size_t line, std::string_view l) {
     if (!valid_utf8(l)) detail::format_error("tsv", source, line, "invalid UTF-8");
     if (l.empty() || l[0] == '#' || detail::blank(l)) return;
     std::vector<std::string_view> fields;

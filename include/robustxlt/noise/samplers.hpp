@@ -34,6 +34,15 @@ inline Rng stream(std::uint64_t seed, std::uint64_t example, std::uint64_t copy,
 
 inline bool bernoulli(Rng& rng, double p) { return p >= 1.0 || (p > 0.0 && rng.uniform<double>() < p); }
 
+// k copies of one sentence from any sampler with sample(ids, n, out, seed, example, copy), [k, n].
+template <class Sampler>
+Tensor<std::int64_t, 2> copies(const Sampler& sampler, const std::vector<std::int64_t>& ids, std::size_t k, std::uint64_t seed,
+                               std::uint64_t example) {
+  Tensor<std::int64_t, 2> out = Tensor<std::int64_t, 2>::from_shape({k, ids.size()});
+  for (std::size_t c = 0; c < k; ++c) sampler.sample(ids.data(), ids.size(), out.data() + c * ids.size(), seed, example, c);
+  return out;
+}
+
 template <class Id>
 std::uint32_t checked_id(Id v, std::size_t i, const char* where) {
   if constexpr (std::is_signed_v<Id>)
@@ -115,9 +124,7 @@ class SynonymSampler {
   // k noisy copies of one sentence, [k, n]; copy c uses stream (seed, example, c).
   Tensor<std::int64_t, 2> augment(const std::vector<std::int64_t>& ids, std::size_t k, std::uint64_t seed,
                                   std::uint64_t example) const {
-    Tensor<std::int64_t, 2> out = Tensor<std::int64_t, 2>::from_shape({k, ids.size()});
-    for (std::size_t c = 0; c < k; ++c) sample(ids.data(), ids.size(), out.data() + c * ids.size(), seed, example, c);
-    return out;
+    return detail::copies(*this, ids, k, seed, example);
   }
 
   // k noisy copies of a sentence pair; the two sentences use separate streams of the same copy.
@@ -209,9 +216,7 @@ class CodeSwitchSampler {
   // k copies of one sentence, [k, n]; copy c uses stream (seed, example, c).
   Tensor<std::int64_t, 2> augment(const std::vector<std::int64_t>& ids, std::size_t k, std::uint64_t seed,
                                   std::uint64_t example) const {
-    Tensor<std::int64_t, 2> out = Tensor<std::int64_t, 2>::from_shape({k, ids.size()});
-    for (std::size_t c = 0; c < k; ++c) sample(ids.data(), ids.size(), out.data() + c * ids.size(), seed, example, c);
-    return out;
+    return detail::copies(*this, ids, k, seed, example);
   }
 
  private:
