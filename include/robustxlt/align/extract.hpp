@@ -73,7 +73,7 @@ std::vector<Link> argmax_intersection(const Tensor<T, 2>& sim, const std::vector
         col_row[j] = static_cast<T>(i);
       }
     }
-    row_best[i] = static_cast<std::size_t>(std::find(r, r + n, top) - r);
+    row_best[i] = simd::find_first(n, r, top);
   }
   std::vector<std::size_t> col_best(n);
   for (std::size_t j = 0; j < n; ++j) col_best[j] = static_cast<std::size_t>(col_row[j]);
@@ -188,52 +188,68 @@ std::vector<Link> match_links(const Tensor<T, 2>& sim) {
     for (std::size_t c = 0; c < C; ++c) cost[r * C + c] = -static_cast<double>(transpose ? sim(c, r) : sim(r, c));
   const double inf = std::numeric_limits<double>::infinity();
   constexpr std::size_t none = static_cast<std::size_t>(-1);
-  std::vector<double> u(R, 0.0), v(C, 0.0), dist(C);
-  std::vector<std::size_t> path(C, none), row_of(C, none), col_of(R, none), remaining(C);
-  std::vector<char> row_seen(R), col_seen(C);
+  using Bd = xsimd::batch<double>;
+  constexpr std::size_t W = Bd::size;
+  std::vector<double> u(R, 0.0), v(C, 0.0), dist(C), blocked(C), via(C);  // via: the row a column is reached from
+  std::vector<std::size_t> row_of(C, none), col_of(R, none), reached_cols;
+  std::vector<char> row_seen(R);
   for (std::size_t start = 0; start < R; ++start) {
-    // Dijkstra from row `start` over reduced costs until a free column is reached.
+    // Dijkstra from row `start` over reduced costs until a free column is reached. Columns already reached
+    // are blocked with +inf, so each step is one contiguous, vectorised sweep over all columns.
     std::fill(dist.begin(), dist.end(), inf);
+    std::fill(blocked.begin(), blocked.end(), 0.0);
     std::fill(row_seen.begin(), row_seen.end(), 0);
-    std::fill(col_seen.begin(), col_seen.end(), 0);
-    for (std::size_t k = 0; k < C; ++k) remaining[k] = C - 1 - k;
-    std::size_t left = C, i = start, sink = none;
+    reached_cols.clear();
+    std::size_t i = start, sink = none;
     double reached = 0.0;
     while (sink == none) {
       row_seen[i] = 1;
       const double* row = cost.data() + i * C;
-      const double base = reached - u[i];
-      std::size_t pick = 0;
-      double lowest = inf;
-      for (std::size_t k = 0; k < left; ++k) {
-        const std::size_t j = remaining[k];
-        const double r = base + row[j] - v[j];
-        if (r < dist[j]) {
-          path[j] = i;
-          dist[j] = r;
-        }
-        // Prefer a free column among equals: the path ends sooner.
-        if (dist[j] < lowest || (dist[j] == lowest && row_of[j] == none)) {
-          lowest = dist[j];
-          pick = k;
-        }
+      const Bd base(reached - u[i]), vi(static_cast<double>(i));
+      Bd lowest_v(inf);
+      std::size_t j = 0;
+      for (; j + W <= C; j += W) {
+        const Bd r = base + Bd::load_unaligned(row + j) - Bd::load_unaligned(v.data() + j) + Bd::load_unaligned(blocked.data() + j);
+        const Bd d = Bd::load_unaligned(dist.data() + j);
+        const auto better = r < d;
+        const Bd nd = xsimd::select(better, r, d);
+        nd.store_unaligned(dist.data() + j);
+        xsimd::select(better, vi, Bd::load_unaligned(via.data() + j)).store_unaligned(via.data() + j);
+        lowest_v = xsimd::min(lowest_v, nd + Bd::load_unaligned(blocked.data() + j));
       }
+      double lowest = simd::reduce_min(lowest_v);
+      for (; j < C; ++j) {
+        const double r = reached - u[i] + row[j] - v[j] + blocked[j];
+        if (r < dist[j]) {
+          dist[j] = r;
+          via[j] = static_cast<double>(i);
+        }
+        lowest = std::min(lowest, dist[j] + blocked[j]);
+      }
+      // The first free column at the lowest distance ends the path soonest; else the first such column.
+      std::size_t pick = none;
+      for (std::size_t k = 0; k < C; ++k)
+        if (blocked[k] == 0.0 && dist[k] == lowest) {
+          if (row_of[k] == none) {
+            pick = k;
+            break;
+          }
+          if (pick == none) pick = k;
+        }
       reached = lowest;
-      const std::size_t j = remaining[pick];
-      col_seen[j] = 1;
-      remaining[pick] = remaining[--left];
-      if (row_of[j] == none) sink = j;
-      else i = row_of[j];
+      blocked[pick] = inf;
+      reached_cols.push_back(pick);
+      if (row_of[pick] == none) sink = pick;
+      else i = row_of[pick];
     }
     // Potentials, once per path.
     u[start] += reached;
     for (std::size_t r = 0; r < R; ++r)
       if (row_seen[r] && r != start) u[r] += reached - dist[col_of[r]];
-    for (std::size_t c = 0; c < C; ++c)
-      if (col_seen[c]) v[c] -= reached - dist[c];
+    for (std::size_t c : reached_cols) v[c] -= reached - dist[c];
     // Augment along the path back to `start`.
     for (std::size_t j = sink;;) {
-      const std::size_t r = path[j];
+      const auto r = static_cast<std::size_t>(via[j]);
       row_of[j] = r;
       const std::size_t previous = col_of[r];
       col_of[r] = j;

@@ -99,6 +99,27 @@ T reduce_max(const batch<T>& b) noexcept {
   return *std::max_element(lanes, lanes + width<T>);
 }
 
+// Smallest lane of a batch.
+template <class T>
+T reduce_min(const batch<T>& b) noexcept {
+  alignas(64) T lanes[width<T>];
+  b.store_aligned(lanes);
+  return *std::min_element(lanes, lanes + width<T>);
+}
+
+// Index of the first x[i] == value, or n.
+template <class T>
+std::size_t find_first(std::size_t n, const T* x, T value) noexcept {
+  constexpr std::size_t W = width<T>;
+  const batch<T> v(value);
+  std::size_t i = 0;
+  for (; i + W <= n; i += W)
+    if (xsimd::any(batch<T>::load_unaligned(x + i) == v)) break;
+  for (; i < n; ++i)
+    if (x[i] == value) return i;
+  return n;
+}
+
 // max of x[i]; n > 0
 template <class T>
 T max(std::size_t n, const T* x) noexcept {
