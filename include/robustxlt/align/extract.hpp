@@ -40,8 +40,10 @@ std::size_t argmax(const T* x, std::size_t n, std::size_t stride) {
 // Row and column argmax in one row-major pass (columns are never walked with a stride), then their
 // intersection, optionally restricted to allowed cells. Matrices up to 2^24 rows (row indices are kept in
 // the scalar type for the vectorised column update).
+// With check_finite, the same pass also verifies that every similarity is finite (NumericError otherwise).
 template <class T>
-std::vector<Link> argmax_intersection(const Tensor<T, 2>& sim, const std::vector<std::uint8_t>* allowed = nullptr) {
+std::vector<Link> argmax_intersection(const Tensor<T, 2>& sim, const std::vector<std::uint8_t>* allowed = nullptr,
+                                      bool check_finite = false) {
   const std::size_t m = sim.shape()[0], n = sim.shape()[1];
   std::vector<Link> out;
   if (m == 0 || n == 0) return out;
@@ -50,6 +52,8 @@ std::vector<Link> argmax_intersection(const Tensor<T, 2>& sim, const std::vector
   std::vector<T> col_max(n, -std::numeric_limits<T>::infinity()), col_row(n, T(0));  // row index held as T (exact below 2^24)
   using B = simd::batch<T>;
   constexpr std::size_t W = simd::width<T>;
+  B finite_v(T(0));  // sums x - x: 0 for finite values, NaN once a NaN or Inf appears
+  T finite = T(0);
   for (std::size_t i = 0; i < m; ++i) {
     const T* r = sim.data() + i * n;
     const B vi(static_cast<T>(i));
@@ -59,6 +63,7 @@ std::vector<Link> argmax_intersection(const Tensor<T, 2>& sim, const std::vector
     std::size_t j = 0;
     for (; j + W <= n; j += W) {
       const B x = B::load_unaligned(r + j);
+      if (check_finite) finite_v += x - x;
       rmax = xsimd::max(rmax, x);
       const B cm = B::load_unaligned(col_max.data() + j);
       const auto better = x > cm;  // ties keep the lower row
@@ -67,6 +72,7 @@ std::vector<Link> argmax_intersection(const Tensor<T, 2>& sim, const std::vector
     }
     T top = simd::reduce_max(rmax);
     for (; j < n; ++j) {
+      if (check_finite) finite += r[j] - r[j];
       top = std::max(top, r[j]);
       if (r[j] > col_max[j]) {
         col_max[j] = r[j];
@@ -75,6 +81,7 @@ std::vector<Link> argmax_intersection(const Tensor<T, 2>& sim, const std::vector
     }
     row_best[i] = simd::find_first(n, r, top);
   }
+  if (check_finite && (xsimd::hadd(finite_v) + finite) != T(0)) check_similarity("argmax_links", sim);
   std::vector<std::size_t> col_best(n);
   for (std::size_t j = 0; j < n; ++j) col_best[j] = static_cast<std::size_t>(col_row[j]);
   for (std::size_t i = 0; i < m; ++i) {
@@ -129,8 +136,7 @@ Tensor<T, 2> apply_distortion(const Tensor<T, 2>& sim, T kappa) {
 // Links (i, j) where j is the argmax of row i and i the argmax of column j (ties to the lowest index).
 template <class T>
 std::vector<Link> argmax_links(const Tensor<T, 2>& sim) {
-  detail::check_similarity("argmax_links", sim);
-  return detail::argmax_intersection(sim);
+  return detail::argmax_intersection(sim, nullptr, true);  // checks finiteness in the same pass
 }
 
 // Itermax: the argmax links, then up to max_rounds - 1 further rounds of argmax intersection on the
