@@ -51,7 +51,7 @@ class ClassifierObjective {
     const auto& logits = model_.forward(batch_, &delta_);
     T loss;
     if (kl_) {
-      loss = symmetric_kl_loss(reference_, logits, dlogits_);
+      loss = nn::symmetric_kl(reference_, logits, static_cast<Tensor<T, 2>*>(nullptr), &dlogits_);
     } else {
       CrossEntropy<T> ce;
       loss = ce.forward(logits, labels_, ce_options_);
@@ -64,10 +64,6 @@ class ClassifierObjective {
   }
 
  private:
-  static T symmetric_kl_loss(const Tensor<T, 2>& ref, const Tensor<T, 2>& logits, Tensor<T, 2>& dlogits) {
-    return nn::symmetric_kl(ref, logits, static_cast<Tensor<T, 2>*>(nullptr), &dlogits);
-  }
-
   TransformerClassifier<T>& model_;
   const TokenBatch& batch_;
   Tensor<std::int64_t, 1> labels_;

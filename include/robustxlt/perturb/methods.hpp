@@ -61,8 +61,7 @@ void add_into(Tensor<T, 3>& x, const T* x0, const Tensor<T, 3>& delta) {
 
 // Validates the gradient an objective returned: shape, and finiteness under the policy.
 template <class T>
-void check_gradient(const char* where, Tensor<T, 3>& grad, const Tensor<T, 3>& like, const TokenMask& m,
-                    NonFinitePolicy policy) {
+void check_gradient(const char* where, Tensor<T, 3>& grad, const Tensor<T, 3>& like, NonFinitePolicy policy) {
   if (grad.shape() != like.shape())
     robustxlt::detail::fail<ShapeError>(where, ": objective returned a gradient of shape ", shape_string(grad.shape()),
                                         ", expected ", shape_string(like.shape()));
@@ -76,7 +75,6 @@ void check_gradient(const char* where, Tensor<T, 3>& grad, const Tensor<T, 3>& l
                                             " (set on_non_finite = skip_example to leave its delta unchanged)");
     std::fill_n(row, Tn * D, T(0));
   }
-  (void)m;
 }
 
 }  // namespace detail
@@ -110,7 +108,7 @@ AttackResult<T> pgd(F&& objective, const E& x0, const M& mask, const PGDOptions<
   detail::check_steps("pgd", opt.steps, opt.alpha);
   detail::check_ball("pgd", opt.ball, false);
   const auto v = detail::view3(x0, "pgd", "embeddings");
-  const TokenMask m = TokenMask::from(mask, v.B, v.T, "pgd");
+  TokenMask::from(mask, v.B, v.T, "pgd");  // rejects a wrongly shaped mask before any model call
   AttackResult<T> r;
   r.delta = detail::initial_delta("pgd", v.B, v.T, v.D, start_delta);
   if (start_delta) project(r.delta, mask, opt.ball);
@@ -119,7 +117,7 @@ AttackResult<T> pgd(F&& objective, const E& x0, const M& mask, const PGDOptions<
   for (int k = 0; k < opt.steps; ++k) {
     detail::add_into(x, v.data, r.delta);
     const T loss = robustxlt::detail::evaluate(objective, x, grad, Evaluation<T>{false, T(1)});
-    detail::check_gradient("pgd", grad, r.delta, m, opt.on_non_finite);
+    detail::check_gradient("pgd", grad, r.delta, opt.on_non_finite);
     r.losses.push_back(loss);
     step_and_project(r.delta, grad, mask, opt.ball, opt.alpha);
   }
@@ -183,7 +181,7 @@ FreeLBResult<T> freelb(F&& objective, const E& x0, const M& mask, const FreeLBOp
   for (int k = 0; k < opt.steps; ++k) {
     detail::add_into(x, v.data, r.delta);
     const T loss = robustxlt::detail::evaluate(objective, x, grad, Evaluation<T>{true, scale});
-    detail::check_gradient("freelb", grad, r.delta, m, opt.on_non_finite);
+    detail::check_gradient("freelb", grad, r.delta, opt.on_non_finite);
     r.losses.push_back(loss);
     r.mean_loss += loss * scale;
     if (k + 1 == opt.steps) break;
@@ -213,7 +211,7 @@ AttackResult<T> smart_perturbation(F&& divergence, const E& x0, const M& mask, c
   detail::check_steps("smart_perturbation", opt.steps, opt.step_size);
   if (!(opt.epsilon > T(0))) robustxlt::detail::fail("smart_perturbation: epsilon must be > 0, got ", opt.epsilon);
   const auto v = detail::view3(x0, "smart_perturbation", "embeddings");
-  const TokenMask m = TokenMask::from(mask, v.B, v.T, "smart_perturbation");
+  TokenMask::from(mask, v.B, v.T, "smart_perturbation");  // rejects a wrongly shaped mask before any model call
   AttackResult<T> r;
   r.delta = xt::zeros<T>({v.B, v.T, v.D});
   gaussian_start(r.delta, mask, opt.sigma, opt.seed);
@@ -221,7 +219,7 @@ AttackResult<T> smart_perturbation(F&& divergence, const E& x0, const M& mask, c
   for (int k = 0; k < opt.steps; ++k) {
     detail::add_into(x, v.data, r.delta);
     r.losses.push_back(robustxlt::detail::evaluate(divergence, x, grad, Evaluation<T>{false, T(1)}));
-    detail::check_gradient("smart_perturbation", grad, r.delta, m, opt.on_non_finite);
+    detail::check_gradient("smart_perturbation", grad, r.delta, opt.on_non_finite);
     simd::axpy(grad.size(), opt.step_size, grad.data(), r.delta.data());
     normalize_per_token_max(r.delta, mask, opt.norm_tiny);
     if (opt.epsilon != T(1)) simd::scale(r.delta.size(), opt.epsilon, r.delta.data());
@@ -252,7 +250,7 @@ StepLosses<T> adversarial_training_step(F&& objective, const E& x0, const M& mas
     robustxlt::detail::fail("adversarial_training_step: weights must be >= 0, got clean ", clean_weight,
                             " and adversarial ", adversarial_weight);
   const auto v = detail::view3(x0, "adversarial_training_step", "embeddings");
-  const TokenMask m = TokenMask::from(mask, v.B, v.T, "adversarial_training_step");
+  TokenMask::from(mask, v.B, v.T, "adversarial_training_step");  // rejects a wrongly shaped mask before any model call
   StepLosses<T> out;
   out.delta = xt::zeros<T>({v.B, v.T, v.D});
   Tensor<T, 3> x, grad;
@@ -261,7 +259,7 @@ StepLosses<T> adversarial_training_step(F&& objective, const E& x0, const M& mas
   int k = 0;
   if (attack.start == Start::zero && clean_weight > T(0)) {
     // grad holds clean_weight * dLoss/dx at delta = 0: a positive multiple, the same direction.
-    detail::check_gradient("adversarial_training_step", grad, out.delta, m, attack.on_non_finite);
+    detail::check_gradient("adversarial_training_step", grad, out.delta, attack.on_non_finite);
     step_and_project(out.delta, grad, mask, attack.ball, attack.alpha);
     k = 1;
   } else if (attack.start == Start::uniform_ball) {
@@ -270,7 +268,7 @@ StepLosses<T> adversarial_training_step(F&& objective, const E& x0, const M& mas
   for (; k < attack.steps; ++k) {
     detail::add_into(x, v.data, out.delta);
     robustxlt::detail::evaluate(objective, x, grad, Evaluation<T>{false, T(1)});
-    detail::check_gradient("adversarial_training_step", grad, out.delta, m, attack.on_non_finite);
+    detail::check_gradient("adversarial_training_step", grad, out.delta, attack.on_non_finite);
     step_and_project(out.delta, grad, mask, attack.ball, attack.alpha);
   }
   detail::add_into(x, v.data, out.delta);
