@@ -4,6 +4,9 @@
 
 #if !defined(__cpp_exceptions) && !defined(__EXCEPTIONS) && !defined(_CPPUNWIND)
 #error "robustxlt reports bad input with exceptions (robustxlt::Error); compile with exceptions enabled (remove -fno-exceptions)."
+// The compiler goes on after #error, and every throw and catch in the library would then add an error of
+// its own. A missing header is fatal, so this stops it with the message above as the one that explains.
+#include <robustxlt/compilation-stopped-because-exceptions-are-disabled>
 #endif
 
 #include <sstream>
