@@ -14,6 +14,7 @@ required_conan_version = ">=2.0"
 class RobustxltConan(ConanFile):
     name = "robustxlt"
     description = "Header-only C++17 robust-training primitives for zero-shot cross-lingual transfer"
+    license = "MIT"
     topics = ("nlp", "adversarial-training", "randomized-smoothing", "cross-lingual", "header-only")
     package_type = "header-library"
     settings = "os", "arch", "compiler", "build_type"
