@@ -45,8 +45,9 @@ void check_ids(const std::vector<align::SentenceAlignment>& gold, const std::vec
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Scores a hypothesis word alignment against gold links (Pharaoh format): counts, precision, recall, "
-               "F-measure and AER over the whole corpus."};
+  CLI::App app{
+      "Scores a hypothesis word alignment against gold links (Pharaoh format): counts, precision, recall, "
+      "F-measure and AER over the whole corpus."};
   std::string gold_path, hyp_path;
   bool one_based = false, gold_one_based = false, hyp_one_based = false, reverse = false;
   double alpha = 0.5;

@@ -35,8 +35,8 @@ struct BagOfEmbeddings {
   std::vector<T> bias;    // [C]
   std::vector<T> grad_weight, grad_bias;
 
-  BagOfEmbeddings(std::size_t d, std::size_t c) : dim(d), classes(c), weight(c * d, T(0)), bias(c, T(0)),
-                                                  grad_weight(c * d, T(0)), grad_bias(c, T(0)) {}
+  BagOfEmbeddings(std::size_t d, std::size_t c)
+      : dim(d), classes(c), weight(c * d, T(0)), bias(c, T(0)), grad_weight(c * d, T(0)), grad_bias(c, T(0)) {}
 
   // logits [B, C] of embeddings x [B, Tn, D] under mask [B, Tn] (non-zero = token).
   void logits(const T* x, const std::int32_t* mask, std::size_t B, std::size_t Tn, T* out) const {
@@ -104,10 +104,10 @@ struct BagOfEmbeddings {
 // by a hidden linear "teacher" on their mean embedding. The caller owns every buffer.
 struct Dataset {
   std::size_t size = 0, length = 12;
-  std::vector<std::int64_t> ids;      // [N, T]
-  std::vector<std::int32_t> mask;     // [N, T]
-  std::vector<std::int64_t> labels;   // [N]
-  std::vector<float> embeddings;      // [N, T, D]: table rows looked up by the caller, zero at padding
+  std::vector<std::int64_t> ids;     // [N, T]
+  std::vector<std::int32_t> mask;    // [N, T]
+  std::vector<std::int64_t> labels;  // [N]
+  std::vector<float> embeddings;     // [N, T, D]: table rows looked up by the caller, zero at padding
 };
 
 Dataset make_dataset(Rng& rng, std::size_t n, const std::vector<float>& table, const BagOfEmbeddings<float>& teacher) {
@@ -147,18 +147,25 @@ void check(bool ok, const char* what) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Adversarial training, PGD and randomized smoothing of a user-owned bag-of-embeddings model, with "
-               "self-checks (exit 1 if one fails)."};
+  CLI::App app{
+      "Adversarial training, PGD and randomized smoothing of a user-owned bag-of-embeddings model, with "
+      "self-checks (exit 1 if one fails)."};
   std::uint64_t seed = 3;
   std::size_t epochs = 30, samples = 200;
   float epsilon = 0.25f, sigma = 0.25f;
   app.add_option("--seed", seed, "seed for the embedding table, data and noise")->capture_default_str();
-  app.add_option("--epochs", epochs, "training epochs over 512 sequences")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--epochs", epochs, "training epochs over 512 sequences")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--epsilon", epsilon, "per-token L2 radius of the PGD ball (token embeddings have norm about 4)")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--sigma", sigma, "std of the Gaussian noise of the smoothed classifier")
-      ->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--samples", samples, "noisy copies per PREDICT and CERTIFY")->check(CLI::Range(20, 100000))->capture_default_str();
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--samples", samples, "noisy copies per PREDICT and CERTIFY")
+      ->check(CLI::Range(20, 100000))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -192,7 +199,9 @@ int main(int argc, char** argv) {
       m.loss_and_gradient(x.data(), mask, y, B, Tn, gx.data(), 1.0, true);
       const double h = 1e-6;
       std::vector<double> scratch(x.size());
-      auto loss_at = [&](const std::vector<double>& xx) { return m.loss_and_gradient(xx.data(), mask, y, B, Tn, scratch.data(), 1.0, false); };
+      auto loss_at = [&](const std::vector<double>& xx) {
+        return m.loss_and_gradient(xx.data(), mask, y, B, Tn, scratch.data(), 1.0, false);
+      };
       double worst_x = 0, scale_x = 0;
       for (std::size_t i = 0; i < x.size(); ++i) {
         auto xp = x, xm = x;
@@ -213,8 +222,10 @@ int main(int argc, char** argv) {
         worst_w = std::max(worst_w, std::abs((up - down) / (2 * h) - m.grad_weight[i]));
         scale_w = std::max(scale_w, std::abs(m.grad_weight[i]));
       }
-      std::printf("  dLoss/dx: %zu coordinates, largest difference %.2e (largest gradient %.2e)\n", x.size(), worst_x, scale_x);
-      std::printf("  dLoss/dW: %zu coordinates, largest difference %.2e (largest gradient %.2e)\n", m.weight.size(), worst_w, scale_w);
+      std::printf("  dLoss/dx: %zu coordinates, largest difference %.2e (largest gradient %.2e)\n", x.size(), worst_x,
+                  scale_x);
+      std::printf("  dLoss/dW: %zu coordinates, largest difference %.2e (largest gradient %.2e)\n", m.weight.size(),
+                  worst_w, scale_w);
       check(scale_x > 0 && worst_x <= 1e-7 * std::max(1.0, scale_x), "input gradient matches finite differences");
       check(scale_w > 0 && worst_w <= 1e-7 * std::max(1.0, scale_w), "weight gradient matches finite differences");
     }
@@ -241,7 +252,8 @@ int main(int argc, char** argv) {
       std::vector<float> z(ds.size * C);
       model.logits(ds.embeddings.data(), ds.mask.data(), ds.size, Tn, z.data());
       std::size_t ok = 0;
-      for (std::size_t i = 0; i < ds.size; ++i) ok += argmax(z.data() + i * C, C) == static_cast<std::size_t>(ds.labels[i]);
+      for (std::size_t i = 0; i < ds.size; ++i)
+        ok += argmax(z.data() + i * C, C) == static_cast<std::size_t>(ds.labels[i]);
       return static_cast<double>(ok) / static_cast<double>(ds.size);
     };
 
@@ -250,7 +262,8 @@ int main(int argc, char** argv) {
     attack.ball = {Norm::l2, Granularity::token, epsilon};
     attack.alpha = epsilon / 2;
     attack.steps = 3;
-    std::printf("2. adversarial training: %zu epochs, PGD-%d, L2 per token, epsilon %.3g\n", epochs, attack.steps, epsilon);
+    std::printf("2. adversarial training: %zu epochs, PGD-%d, L2 per token, epsilon %.3g\n", epochs, attack.steps,
+                epsilon);
     const float lr = 0.5f;
     double first_loss = 0, last_loss = 0;
     for (std::size_t epoch = 0; epoch < epochs; ++epoch) {
@@ -292,19 +305,23 @@ int main(int argc, char** argv) {
         for (std::size_t t = 0; t < Tn; ++t) {
           float sq = 0;
           for (std::size_t d = 0; d < D; ++d) sq += result.delta(b, t, d) * result.delta(b, t, d);
-          if (mask(b, t)) worst_norm = std::max(worst_norm, std::sqrt(sq));
-          else padding = std::max(padding, sq);
+          if (mask(b, t))
+            worst_norm = std::max(worst_norm, std::sqrt(sq));
+          else
+            padding = std::max(padding, sq);
         }
       std::vector<float> z(test.size * C);
       Tensor<float, 3> x = Tensor<float, 3>(x0) + result.delta;
       model.logits(x.data(), test.mask.data(), test.size, Tn, z.data());
       std::size_t robust = 0;
-      for (std::size_t i = 0; i < test.size; ++i) robust += argmax(z.data() + i * C, C) == static_cast<std::size_t>(test.labels[i]);
+      for (std::size_t i = 0; i < test.size; ++i)
+        robust += argmax(z.data() + i * C, C) == static_cast<std::size_t>(test.labels[i]);
       std::printf("  loss: clean %.4f, adversarial %.4f; accuracy under attack %.3f\n", clean, adversarial,
                   static_cast<double>(robust) / static_cast<double>(test.size));
-      std::printf("  largest per-token ||delta||_2 %.6f (epsilon %.6f), largest squared delta at padding %g\n", worst_norm,
-                  epsilon, padding);
-      check(std::abs(result.losses.front() - clean) <= 1e-5f * std::max(1.0f, clean), "PGD's first loss is the clean loss");
+      std::printf("  largest per-token ||delta||_2 %.6f (epsilon %.6f), largest squared delta at padding %g\n",
+                  worst_norm, epsilon, padding);
+      check(std::abs(result.losses.front() - clean) <= 1e-5f * std::max(1.0f, clean),
+            "PGD's first loss is the clean loss");
       check(adversarial >= clean, "adversarial loss >= clean loss");
       check(worst_norm <= epsilon * (1 + 1e-5f), "every token's perturbation is inside the epsilon ball");
       check(padding == 0.0f, "padding positions are not perturbed");
@@ -335,7 +352,8 @@ int main(int argc, char** argv) {
         ++easy;
         // Copy classifier: copies [first, first + count) of example i. The clean embeddings are viewed in place,
         // the noisy copies are built in a buffer the callable keeps.
-        auto clean = xt::adapt(test.embeddings.data() + i * Tn * D, Tn * D, xt::no_ownership(), std::array<std::size_t, 3>{1, Tn, D});
+        auto clean = xt::adapt(test.embeddings.data() + i * Tn * D, Tn * D, xt::no_ownership(),
+                               std::array<std::size_t, 3>{1, Tn, D});
         Tensor<float, 3> copies;
         std::vector<std::int32_t> copy_mask;
         auto classify = [&, i](std::size_t first, std::size_t count, Tensor<float, 2>& probs) {
@@ -365,14 +383,18 @@ int main(int argc, char** argv) {
           radius_sum += cert.radius;
         }
       }
-      std::printf("  %zu easy test inputs: smoothed prediction = clean prediction for %zu, certified for %zu "
-                  "(mean L2 radius %.3f)\n", easy, predicted, certified, certified ? radius_sum / certified : 0.0);
+      std::printf(
+          "  %zu easy test inputs: smoothed prediction = clean prediction for %zu, certified for %zu "
+          "(mean L2 radius %.3f)\n",
+          easy, predicted, certified, certified ? radius_sum / certified : 0.0);
       check(easy >= 20, "at least 20 easy inputs to check");
       check(predicted == easy, "the smoothed prediction agrees with the clean one on every easy input");
       check(certified == easy, "every easy input is certified with the clean class");
     }
-    if (failures) std::printf("custom_model: %d check(s) FAILED\n", failures);
-    else std::puts("custom_model: all checks passed");
+    if (failures)
+      std::printf("custom_model: %d check(s) FAILED\n", failures);
+    else
+      std::puts("custom_model: all checks passed");
     return failures ? 1 : 0;
   } catch (const Error& e) {
     std::fprintf(stderr, "custom_model: %s\n", e.what());
