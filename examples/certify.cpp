@@ -20,6 +20,8 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <optional>
 #include <robustxlt/robustxlt.hpp>
 #include <string>
@@ -150,6 +152,26 @@ nn::TransformerClassifier<float> train_model(std::size_t steps, float sigma, std
   return model;
 }
 
+// Writes text to path: atomically (write_file_atomic) for a regular or new file; a device or pipe (e.g.
+// /dev/null) must not be replaced by a renamed temporary file, so it is written in place.
+void write_output(const std::string& path, const std::string& text) {
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(st) || std::filesystem::is_regular_file(st)) {
+    write_file_atomic(path, text);
+    return;
+  }
+  std::ofstream out(path, std::ios::binary);
+  if (!(out << text) || !out.flush()) detail::fail<IoError>("cannot write to '", path, "'");
+}
+
+void check_regular_or_new(const char* option, const std::string& path) {
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st))
+    detail::fail(option, " must name a regular file (it is replaced atomically), got '", path, "'");
+}
+
 // "h:mm:ss.ffffff", as Python prints a datetime.timedelta with microseconds.
 std::string format_time(double seconds) {
   const auto us = static_cast<long long>(seconds * 1e6 + 0.5);
@@ -211,7 +233,8 @@ int main(int argc, char** argv) {
 
   try {
     const std::vector<Example> data = data_path.empty() ? generate(generate_count, seed) : parse_data(data_path);
-    if (!write_data.empty()) write_file_atomic(write_data, format_data(data));
+    if (!write_data.empty()) write_output(write_data, format_data(data));
+    if (!save_model.empty()) check_regular_or_new("--save-model", save_model);
     nn::TransformerClassifier<float> model = checkpoint.empty()
                                                  ? train_model(train_steps, static_cast<float>(sigma), seed)
                                                  : nn::load_model<float>(checkpoint);
@@ -282,7 +305,7 @@ int main(int argc, char** argv) {
     if (output == "-")
       std::fputs(rows.c_str(), stdout);
     else
-      write_file_atomic(output, rows);
+      write_output(output, rows);
     std::fprintf(output == "-" ? stderr : stdout,
                  "certify: %zu examples, sigma %g, n0 %zu, n %zu, alpha %g: %zu certified (not abstained), %zu correct "
                  "(certified accuracy at radius 0: %.3f), mean radius of the correct ones %.4f\n",
