@@ -12,17 +12,18 @@
 //
 // Model: a checkpoint written by nn::save_checkpoint (--checkpoint, e.g. train_classifier's
 // train_classifier.safetensors), or, without one, a model trained here on the word-order task of
-// word_order_task.hpp with the same Gaussian noise on its embeddings (--train-steps; --save-model keeps it).
+// word_order_task.hpp, first on clean inputs, then with the certificate's Gaussian noise on its embeddings
+// (--train-steps; --save-model keeps it).
 // Data (--data): one example per line, "label<TAB>id id id ..." with a non-negative integer label and
 // space-separated token ids; blank lines and lines starting with '#' are skipped. --generate N draws N
 // examples from the word-order task instead (--write-data saves them in that format).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <robustxlt/robustxlt.hpp>
 #include <string>
 #include <vector>
@@ -202,10 +203,10 @@ int main(int argc, char** argv) {
                       ->check(CLI::PositiveNumber);
   data_opt->excludes(gen_opt);
   app.add_option("--write-data", write_data, "also save the examples in the --data format");
-  auto* steps_opt =
-      app.add_option("--train-steps", train_steps, "steps of noisy training when no --checkpoint is given")
-          ->check(CLI::PositiveNumber)
-          ->capture_default_str();
+  auto* steps_opt = app.add_option("--train-steps", train_steps,
+                                   "training steps when no --checkpoint is given (first half clean, second half noisy)")
+                        ->check(CLI::PositiveNumber)
+                        ->capture_default_str();
   auto* save_opt = app.add_option("--save-model", save_model, "save the model trained here (safetensors)");
   steps_opt->excludes(ck);
   save_opt->excludes(ck);
@@ -221,7 +222,8 @@ int main(int argc, char** argv) {
   app.add_option("--skip", skip, "certify every skip-th example")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--max", max, "stop before this example index (0 = all)")->capture_default_str();
   app.add_option("--seed", seed, "seed for the noise (and for training and --generate)")->capture_default_str();
-  app.add_option("-o,--output", output, "where to write the rows ('-' = standard output; files are written atomically)")
+  app.add_option("-o,--output", output,
+                 "where to write the rows ('-' = standard output; a regular file is replaced atomically)")
       ->capture_default_str();
   app.add_flag("--counts", counts, "append the columns count and pA_lower");
   try {

@@ -100,6 +100,17 @@ struct BagOfEmbeddings {
   }
 };
 
+// Wraps the model as the perturbers' objective for the batch whose padding mask and labels the two
+// pointers name (the caller moves them from batch to batch).
+template <class T>
+auto make_objective(BagOfEmbeddings<T>& model, const std::int32_t*& mask, const std::int64_t*& labels) {
+  return [&model, &mask, &labels](const Tensor<T, 3>& x, Tensor<T, 3>& grad_x, const Evaluation<T>& request) {
+    if (grad_x.shape() != x.shape()) grad_x = Tensor<T, 3>::from_shape(x.shape());
+    return model.loss_and_gradient(x.data(), mask, labels, x.shape()[0], x.shape()[1], grad_x.data(), request.scale,
+                                   request.parameter_gradients);
+  };
+}
+
 // A synthetic task over a frozen embedding table: sequences of 6 to 12 random word ids padded to 12, labelled
 // by a hidden linear "teacher" on their mean embedding. The caller owns every buffer.
 struct Dataset {
@@ -184,40 +195,43 @@ int main(int argc, char** argv) {
 
     BagOfEmbeddings<float> model(D, C);  // starts at zero: the loss is log 3
 
-    // ---- 1. Gradients against central finite differences, in double, at a random point.
-    std::puts("1. gradient check (double, central differences, step 1e-6)");
+    // The objective the perturbers call (core/objective.hpp) for the batch whose mask and labels the two
+    // pointers name: x [B, T, D] -> loss, scale * dLoss/dx, and scale * dLoss/d(W, b) when requested.
+    const std::int32_t* batch_mask = nullptr;
+    const std::int64_t* batch_labels = nullptr;
+    auto objective = make_objective(model, batch_mask, batch_labels);
+
+    // ---- 1. The same objective in double against central finite differences at a random point.
+    std::puts("1. gradient check of the objective (double, central differences, step 1e-6)");
     {
       const std::size_t B = 4;
       BagOfEmbeddings<double> m(D, C);
       Rng r(seed, 1);
       r.fill_normal(m.weight.data(), m.weight.size());
       r.fill_normal(m.bias.data(), m.bias.size());
-      std::vector<double> x(B * Tn * D), gx(x.size());
-      for (std::size_t i = 0; i < x.size(); ++i) x[i] = train.embeddings[i] + 0.1 * r.normal<double>();
-      const auto* mask = train.mask.data();
-      const auto* y = train.labels.data();
-      m.loss_and_gradient(x.data(), mask, y, B, Tn, gx.data(), 1.0, true);
+      const std::int32_t* mask = train.mask.data();
+      const std::int64_t* labels = train.labels.data();
+      auto f = make_objective(m, mask, labels);
+      Tensor<double, 3> x = Tensor<double, 3>::from_shape({B, Tn, D}), gx, scratch;
+      for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = train.embeddings[i] + 0.1 * r.normal<double>();
+      f(x, gx, Evaluation<double>{true, 1.0});
       const double h = 1e-6;
-      std::vector<double> scratch(x.size());
-      auto loss_at = [&](const std::vector<double>& xx) {
-        return m.loss_and_gradient(xx.data(), mask, y, B, Tn, scratch.data(), 1.0, false);
-      };
       double worst_x = 0, scale_x = 0;
       for (std::size_t i = 0; i < x.size(); ++i) {
-        auto xp = x, xm = x;
-        xp[i] += h;
-        xm[i] -= h;
-        const double fd = (loss_at(xp) - loss_at(xm)) / (2 * h);
-        worst_x = std::max(worst_x, std::abs(fd - gx[i]));
-        scale_x = std::max(scale_x, std::abs(gx[i]));
+        Tensor<double, 3> xp = x, xm = x;
+        xp.data()[i] += h;
+        xm.data()[i] -= h;
+        const double fd = (f(xp, scratch, {}) - f(xm, scratch, {})) / (2 * h);
+        worst_x = std::max(worst_x, std::abs(fd - gx.data()[i]));
+        scale_x = std::max(scale_x, std::abs(gx.data()[i]));
       }
       double worst_w = 0, scale_w = 0;
       for (std::size_t i = 0; i < m.weight.size(); ++i) {
         const double w = m.weight[i];
         m.weight[i] = w + h;
-        const double up = loss_at(x);
+        const double up = f(x, scratch, {});
         m.weight[i] = w - h;
-        const double down = loss_at(x);
+        const double down = f(x, scratch, {});
         m.weight[i] = w;
         worst_w = std::max(worst_w, std::abs((up - down) / (2 * h) - m.grad_weight[i]));
         scale_w = std::max(scale_w, std::abs(m.grad_weight[i]));
@@ -230,15 +244,6 @@ int main(int argc, char** argv) {
       check(scale_w > 0 && worst_w <= 1e-7 * std::max(1.0, scale_w), "weight gradient matches finite differences");
     }
 
-    // The objective the perturbers call for one batch: x [B, T, D] -> loss, grad_x, parameter gradients.
-    const std::int32_t* batch_mask = nullptr;
-    const std::int64_t* batch_labels = nullptr;
-    auto objective = [&](const Tensor<float, 3>& x, Tensor<float, 3>& grad_x, const Evaluation<float>& request) {
-      const std::size_t B = x.shape()[0];
-      if (grad_x.shape() != x.shape()) grad_x = Tensor<float, 3>::from_shape(x.shape());
-      return model.loss_and_gradient(x.data(), batch_mask, batch_labels, B, x.shape()[1], grad_x.data(), request.scale,
-                                     request.parameter_gradients);
-    };
     auto batch_view = [&](Dataset& ds, std::size_t first, std::size_t B) {
       batch_mask = ds.mask.data() + first * Tn;
       batch_labels = ds.labels.data() + first;
