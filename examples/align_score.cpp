@@ -1,6 +1,7 @@
 // Scores a word alignment against a gold standard, both in the Pharaoh format ("i-j" sure, "ipj" or "i?j"
 // possible, one sentence pair per line, optional "id<TAB>" prefix), and prints the link counts with
 // precision, recall, F-measure and the alignment error rate (Och and Ney 2003), summed over the corpus.
+// Sentence pairs are matched by line; where both files give a pair an id, the ids must agree.
 //
 //   align_score gold.txt hyp.txt                      both files 0-based, source-target
 //   align_score --one-based gold.txt hyp.txt          both files 1-based

@@ -41,6 +41,8 @@ expect_output("${default_scores}" ${DATA}/align_gold.txt ${DATA}/align_hyp.txt)
 # The same links written 1-based, with the hypothesis target-source and the gold using "?" for one possible link.
 expect_output("${default_scores}" --one-based --reverse ${DATA}/align_gold_1based.txt ${DATA}/align_hyp_1based_reversed.txt)
 expect_output("${default_scores}" --hyp-one-based -r ${DATA}/align_gold.txt ${DATA}/align_hyp_1based_reversed.txt)
+# Sentence-pair ids ("id<TAB>links") on one side only are fine.
+expect_output("${default_scores}" ${DATA}/align_gold_ids.txt ${DATA}/align_hyp.txt)
 
 # Possible links dropped: S = P with 7 links, |A n S| = |A n P| = 5: precision 1/2, recall 5/7, F1 10/17, AER 7/17.
 expect_output(
@@ -77,4 +79,6 @@ expect_failure(1 "align_hyp_malformed.txt' line 2: malformed link '1:1'" ${DATA}
 expect_failure(1 "align_hyp.txt' line 1: index 0 in link '0-0' with 1-based indices" --one-based ${DATA}/align_gold_1based.txt ${DATA}/align_hyp.txt)
 expect_failure(1 "cannot open.*no_such_file.txt|no_such_file.txt.*cannot open" ${DATA}/align_gold.txt ${DATA}/no_such_file.txt)
 expect_failure(1 "align_hyp_two_lines.txt' has 2 sentence pairs \\(lines\\) but '.*align_gold.txt' has 3" ${DATA}/align_gold.txt ${DATA}/align_hyp_two_lines.txt)
+expect_failure(1 "line 2: sentence pair id 's3' in '.*align_hyp_ids_swapped.txt' does not match id 's2' in '.*align_gold_ids.txt'"
+               ${DATA}/align_gold_ids.txt ${DATA}/align_hyp_ids_swapped.txt)
 expect_failure(2 "--gold-links: maybe not in" --gold-links maybe ${DATA}/align_gold.txt ${DATA}/align_hyp.txt)
