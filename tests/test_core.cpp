@@ -1,6 +1,9 @@
 // Tests of core/: random streams, SIMD kernels against scalar formulas, safetensors and atomic files.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/stat.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -166,6 +169,17 @@ TEST_CASE("atomic file writes") {
   CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}) == 1);
   CHECK_THROWS_AS(write_file_atomic(dir / "missing" / "x.bin", "data"), IoError);
   CHECK_THROWS_WITH_AS(read_file(dir / "nope.bin"), doctest::Contains("nope.bin"), IoError);
+  // A path that is not a regular file is refused, not replaced by the rename.
+  const fs::path sub = dir / "sub";
+  fs::create_directory(sub);
+  CHECK_THROWS_WITH_AS(write_file_atomic(sub, "x"), doctest::Contains("is not a regular file"), IoError);
+  CHECK(fs::is_directory(sub));
+#if defined(__unix__) || defined(__APPLE__)
+  const fs::path fifo = dir / "pipe";
+  REQUIRE(::mkfifo(fifo.string().c_str(), 0600) == 0);
+  CHECK_THROWS_WITH_AS(write_file_atomic(fifo, "x"), doctest::Contains("pipe' exists and is not a regular file"), IoError);
+  CHECK(fs::is_fifo(fs::status(fifo)));
+#endif
   fs::remove_all(dir);
 }
 

@@ -34,9 +34,16 @@ inline std::string read_file(const std::filesystem::path& path) {
 }
 
 // Writes bytes to path atomically: either the old file or the complete new one exists afterwards.
-// Throws IoError naming the path on any failure (the temporary file is removed).
+// Throws IoError naming the path on any failure (the temporary file is removed), and before writing
+// anything when path exists but is not a regular file (a directory, a device such as /dev/null, a pipe):
+// the final rename would replace it.
 inline void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {
   namespace fs = std::filesystem;
+  std::error_code status_ec;
+  const auto st = fs::status(path, status_ec);
+  if (!status_ec && fs::exists(st) && !fs::is_regular_file(st))
+    detail::fail<IoError>("write_file_atomic: '", path.string(),
+                          "' exists and is not a regular file; expected a regular file or a new path");
   fs::path tmp = path;
   tmp += ".tmp";
 #if defined(__unix__) || defined(__APPLE__)
