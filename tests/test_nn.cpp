@@ -627,6 +627,147 @@ TEST_CASE("bad input raises robustxlt::Error naming the argument, expected and a
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Numerical robustness: extreme logits, masked attention, denormal inputs.
+
+TEST_CASE_TEMPLATE("cross-entropy, log-softmax and KL with logits of +-1e4: exact values, finite gradients", T, float, double) {
+  // Row 0: one logit dominates by 2e4. Row 1: all -1e4 (uniform). Row 2: two logits 1 apart at 1e4.
+  const Tensor<T, 2> logits = {{T(1e4), T(-1e4), T(0)}, {T(-1e4), T(-1e4), T(-1e4)}, {T(1e4), T(1e4 - 1), T(-1e4)}};
+  const Tensor<std::int64_t, 1> labels = {0, 2, 1};
+  Tensor<T, 2> d;
+  CrossEntropy<T> ce;
+  const T loss = ce.forward(logits, labels);
+  ce.backward(d);
+  // log-softmax by hand: row 0 -> 0 for the winner, -1e4 and -2e4 for the others; row 1 -> -log 3 everywhere;
+  // row 2 -> -log(1 + e^-1) and -1 - log(1 + e^-1) for the leaders, about -2e4 for the last.
+  const double l2 = std::log1p(std::exp(-1.0));
+  const double expected_logp[3][3] = {{0.0, -2e4, -1e4}, {-std::log(3.0), -std::log(3.0), -std::log(3.0)}, {-l2, -1.0 - l2, -2e4 - l2}};
+  for (std::size_t b = 0; b < 3; ++b)
+    for (std::size_t c = 0; c < 3; ++c) {
+      REQUIRE(std::isfinite(ce.log_probs()(b, c)));
+      CHECK(double(ce.log_probs()(b, c)) == doctest::Approx(expected_logp[b][c]).epsilon(1e-6).scale(1e-3));
+    }
+  CHECK(double(loss) == doctest::Approx((0.0 + std::log(3.0) + 1.0 + l2) / 3.0).epsilon(1e-5));
+  // dLoss/dlogits = (softmax - one_hot) / B.
+  const double p2 = 1.0 / (1.0 + std::exp(-1.0));
+  const double expected_d[3][3] = {{0.0, 0.0, 0.0}, {1.0 / 3, 1.0 / 3, -2.0 / 3}, {p2, (1 - p2) - 1.0, 0.0}};
+  for (std::size_t b = 0; b < 3; ++b)
+    for (std::size_t c = 0; c < 3; ++c) {
+      REQUIRE(std::isfinite(d(b, c)));
+      CHECK(double(d(b, c)) == doctest::Approx(expected_d[b][c] / 3.0).epsilon(1e-5).scale(1e-6));
+    }
+  // With label smoothing every log-probability enters the loss, including the -2e4 ones: still finite.
+  CrossEntropyOptions<T> smooth;
+  smooth.label_smoothing = T(0.1);
+  const T ls = cross_entropy(logits, labels, &d, smooth);
+  double expected_smooth = 0;
+  for (std::size_t b = 0; b < 3; ++b) {
+    const auto y = static_cast<std::size_t>(labels(b));
+    expected_smooth -= 0.9 * expected_logp[b][y] + 0.1 / 3 * (expected_logp[b][0] + expected_logp[b][1] + expected_logp[b][2]);
+  }
+  CHECK(double(ls) == doctest::Approx(expected_smooth / 3).epsilon(1e-6));  // about 556, row 0 gives 333
+  for (std::size_t i = 0; i < d.size(); ++i) CHECK(std::isfinite(d.data()[i]));
+  // KL(P || Q) with P, Q point masses on opposite classes: sum P (log P - log Q) = 2e4 exactly.
+  const Tensor<T, 2> p = {{T(1e4), T(-1e4)}}, q = {{T(-1e4), T(1e4)}};
+  Tensor<T, 2> dp, dq;
+  const T kl = kl_divergence(p, q, &dp, &dq);
+  CHECK(double(kl) == doctest::Approx(2e4).epsilon(1e-6));
+  CHECK(double(dq(0, 0)) == doctest::Approx(-1.0));  // (Q - P) / B
+  CHECK(double(dq(0, 1)) == doctest::Approx(1.0));
+  for (std::size_t i = 0; i < 2; ++i) CHECK(std::isfinite(dp(0, i)));
+  CHECK(std::isfinite(symmetric_kl(p, q, &dp, &dq)));
+}
+
+TEST_CASE("attention: every key but one masked gives that key's value; q and k gradients are zero, v's exact") {
+  const std::size_t B = 1, T = 5, D = 4, H = 2;
+  auto qkv = random_vector(B * T * 3 * D, 31, 3.0), r = random_vector(B * T * D, 32);
+  const std::vector<std::uint8_t> valid = {0, 0, 1, 0, 0};
+  std::vector<double> out(B * T * D), probs(B * H * T * T);
+  auto f = [&] {
+    attention_forward(out.data(), probs.data(), static_cast<double*>(nullptr), static_cast<const double*>(nullptr),
+                      qkv.data(), valid.data(), B, T, D, H);
+    return weighted_sum(out, r);
+  };
+  f();
+  for (std::size_t h = 0; h < H; ++h)
+    for (std::size_t i = 0; i < T; ++i)
+      for (std::size_t j = 0; j < T; ++j) CHECK(probs[(h * T + i) * T + j] == (j == 2 ? 1.0 : 0.0));
+  // Every query reads key 2's value: out[i, h] = v[2, h].
+  for (std::size_t i = 0; i < T; ++i)
+    for (std::size_t c = 0; c < D; ++c) CHECK(out[i * D + c] == qkv[2 * 3 * D + 2 * D + c]);
+  std::vector<double> dqkv(qkv.size(), 0.0);
+  attention_backward(dqkv.data(), r.data(), qkv.data(), probs.data(), static_cast<const double*>(nullptr),
+                     static_cast<const double*>(nullptr), B, T, D, H);
+  for (std::size_t t = 0; t < T; ++t)
+    for (std::size_t c = 0; c < 2 * D; ++c) CHECK(dqkv[t * 3 * D + c] == 0.0);  // the softmax is saturated
+  for (std::size_t c = 0; c < D; ++c) {
+    double sum = 0;
+    for (std::size_t i = 0; i < T; ++i) sum += r[i * D + c];
+    CHECK(dqkv[2 * 3 * D + 2 * D + c] == doctest::Approx(sum).epsilon(1e-12));
+    for (std::size_t t : {0u, 1u, 3u, 4u}) CHECK(dqkv[t * 3 * D + 2 * D + c] == 0.0);
+  }
+  check_gradient("attention, one valid key", f, qkv.data(), dqkv.data(), dqkv.size());
+}
+
+TEST_CASE("attention on a fully masked row is finite (zeros); the model rejects all-padding sequences") {
+  const std::size_t B = 2, T = 4, D = 4, H = 2;
+  auto qkv = random_vector(B * T * 3 * D, 41), r = random_vector(B * T * D, 42);
+  const std::vector<std::uint8_t> valid = {1, 1, 0, 1, 0, 0, 0, 0};  // sequence 1 is all padding
+  std::vector<double> out(B * T * D, 7.0), probs(B * H * T * T);
+  attention_forward(out.data(), probs.data(), static_cast<double*>(nullptr), static_cast<const double*>(nullptr), qkv.data(),
+                    valid.data(), B, T, D, H);
+  for (std::size_t i = 0; i < out.size(); ++i) REQUIRE(std::isfinite(out[i]));
+  for (std::size_t i = T * D; i < 2 * T * D; ++i) CHECK(out[i] == 0.0);
+  for (std::size_t i = H * T * T; i < 2 * H * T * T; ++i) CHECK(probs[i] == 0.0);
+  std::vector<double> dqkv(qkv.size(), 0.0);
+  attention_backward(dqkv.data(), r.data(), qkv.data(), probs.data(), static_cast<const double*>(nullptr),
+                     static_cast<const double*>(nullptr), B, T, D, H);
+  for (std::size_t i = 0; i < dqkv.size(); ++i) REQUIRE(std::isfinite(dqkv[i]));
+  for (std::size_t i = T * 3 * D; i < 2 * T * 3 * D; ++i) CHECK(dqkv[i] == 0.0);
+
+  for (bool pre_ln : {false, true}) {
+    TransformerConfig cfg = tiny_config(pre_ln);
+    TransformerClassifier<double> model(cfg, 3);
+    TokenBatch batch = tiny_batch(cfg.vocab_size, !pre_ln);
+    for (std::size_t t = 0; t < 6; ++t) batch.mask(2, t) = 0;
+    CHECK_THROWS_WITH_AS(model.forward(batch), "forward: mask row 2 must contain at least one token, got only padding",
+                         InvalidArgument);
+    const Tensor<double, 3> emb = xt::zeros<double>({3, 6, 8});
+    CHECK_THROWS_WITH_AS(model.forward_embeddings(emb, batch),
+                         "forward_embeddings: mask row 2 must contain at least one token, got only padding", InvalidArgument);
+  }
+}
+
+TEST_CASE("denormal embeddings: logits equal those of zero embeddings, gradients finite and match finite differences") {
+  for (bool pre_ln : {false, true}) {
+    CAPTURE(pre_ln);
+    TransformerConfig cfg = tiny_config(pre_ln);
+    TransformerClassifier<double> model(cfg, 4);
+    TokenBatch batch = tiny_batch(cfg.vocab_size, !pre_ln);
+    const double tiny = std::numeric_limits<double>::denorm_min();
+    Tensor<double, 3> emb = Tensor<double, 3>::from_shape({3, 6, 8});
+    for (std::size_t i = 0; i < emb.size(); ++i) emb.data()[i] = tiny * double(i % 7) * (i % 2 ? 1.0 : -1.0);
+    const Tensor<double, 2> zero_logits = model.forward_embeddings(xt::zeros<double>({3, 6, 8}), batch);
+    const Tensor<double, 2> logits = model.forward_embeddings(emb, batch);
+    for (std::size_t i = 0; i < logits.size(); ++i) {
+      REQUIRE(std::isfinite(logits.data()[i]));
+      CHECK(logits.data()[i] == doctest::Approx(zero_logits.data()[i]).epsilon(1e-12));
+    }
+    const Tensor<double, 2> r = {{0.3, -1.0, 0.5}, {1.0, 0.2, -0.7}, {-0.4, 0.9, 0.1}};
+    model.params().zero_grad();
+    model.backward(r);
+    const Tensor<double, 3> g = model.input_grad();
+    for (std::size_t i = 0; i < g.size(); ++i) REQUIRE(std::isfinite(g.data()[i]));
+    auto f = [&] {
+      const auto& z = model.forward_embeddings(emb, batch);
+      double s = 0;
+      for (std::size_t i = 0; i < z.size(); ++i) s += z.data()[i] * r.data()[i];
+      return s;
+    };
+    check_gradient("input gradient at denormal embeddings", f, emb.data(), g.data(), g.size(), 1e-6);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Parity with PyTorch (fixtures written by tests/make_nn_fixtures.py; run by the nn_pytorch_parity ctest).
 
 
