@@ -768,6 +768,132 @@ TEST_CASE("denormal embeddings: logits equal those of zero embeddings, gradients
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Large inputs: sequences at the position limit, the memory budget.
+
+TEST_CASE("sequences of exactly max_positions tokens work; one more is rejected by name") {
+  TransformerConfig cfg;
+  cfg.vocab_size = 50, cfg.max_positions = 512, cfg.dim = 8, cfg.heads = 2, cfg.ff_dim = 8, cfg.layers = 1, cfg.num_classes = 2;
+  TransformerClassifier<float> model(cfg, 5);
+  TokenBatch batch;
+  batch.ids = Tensor<std::int64_t, 2>::from_shape({2, 512});
+  batch.mask = xt::ones<std::int64_t>({2, 512});
+  for (std::size_t i = 0; i < batch.ids.size(); ++i) batch.ids.data()[i] = static_cast<std::int64_t>(i % 50);
+  for (std::size_t t = 300; t < 512; ++t) batch.mask(1, t) = 0;
+  const Tensor<std::int64_t, 1> labels = {0, 1};
+  const float loss = model.loss_and_backward(batch, labels);
+  CHECK(std::isfinite(loss));
+  CHECK(simd::all_finite(model.input_grad().size(), model.input_grad().data()));
+  CHECK(simd::all_finite(model.params().grads().size(), model.params().grads().data()));
+  // The last position's embedding row receives gradient from sequence 0 only (sequence 1 is padded there).
+  const float* dpos = model.params().grad(model.params().index("pos_embeddings.weight"));
+  double last = 0;
+  for (std::size_t c = 0; c < 8; ++c) last += std::abs(dpos[511 * 8 + c]);
+  CHECK(last > 0);
+
+  TokenBatch longer;
+  longer.ids = xt::zeros<std::int64_t>({1, 513});
+  CHECK_THROWS_WITH_AS(model.forward(longer), "forward: sequence length must be <= max_positions 512, got 513", InvalidArgument);
+  CHECK_THROWS_WITH_AS(model.forward_embeddings(xt::zeros<float>({1, 513, 8}), TokenBatch{}),
+                       "forward_embeddings: sequence length must be <= max_positions 512, got 513", InvalidArgument);
+}
+
+TEST_CASE("memory budget: setting, scope, and the error naming requested bytes and the budget") {
+  CHECK(memory_budget() == default_memory_budget);
+  CHECK(default_memory_budget == std::size_t(64) << 30);
+  CHECK_THROWS_WITH_AS(set_memory_budget(0), "set_memory_budget: bytes must be > 0, got 0", InvalidArgument);
+  {
+    MemoryBudgetScope scope(1000);
+    CHECK(memory_budget() == 1000);
+    CHECK_NOTHROW(check_memory_budget("f", "x", 1000));
+    CHECK_THROWS_WITH_AS(check_memory_budget("f", "a buffer", 1001),
+                         "f: a buffer needs 1001 bytes, over the memory budget of 1000 bytes (robustxlt::set_memory_budget)",
+                         MemoryBudgetError);
+  }
+  CHECK(memory_budget() == default_memory_budget);
+  CHECK(detail::saturating_mul(std::numeric_limits<std::size_t>::max() / 2, 3) == std::numeric_limits<std::size_t>::max());
+  CHECK(detail::saturating_add(std::numeric_limits<std::size_t>::max() - 1, 2) == std::numeric_limits<std::size_t>::max());
+  CHECK(detail::saturating_mul(6, 7) == 42);
+}
+
+TEST_CASE("memory budget: forward and backward check their exact needs before allocating; the model stays usable") {
+  for (bool pre_ln : {false, true}) {
+    CAPTURE(pre_ln);
+    TransformerConfig cfg = tiny_config(pre_ln);
+    cfg.dropout = 0.1;
+    TransformerClassifier<float> model(cfg, 6);
+    TokenBatch small = tiny_batch(cfg.vocab_size, !pre_ln);
+    const Tensor<std::int64_t, 1> labels = {0, 1, 2};
+    for (bool training : {false, true}) {
+      CAPTURE(training);
+      model.train(training);
+      const Tensor<float, 2> before = model.forward(small);
+      // A batch twice as long and twice as large as `small`.
+      TokenBatch big;
+      big.ids = Tensor<std::int64_t, 2>::from_shape({6, 12});
+      for (std::size_t i = 0; i < big.ids.size(); ++i) big.ids.data()[i] = static_cast<std::int64_t>(i % cfg.vocab_size);
+      const std::size_t need = model.forward_bytes(6, 12);
+      CHECK(need > model.forward_bytes(3, 6));
+      {
+        MemoryBudgetScope budget(need - 1);
+        CHECK_THROWS_WITH_AS(model.forward(big),
+                             doctest::Contains(("forward: activations of a batch of shape [6, 12] needs " + std::to_string(need) +
+                                                " bytes, over the memory budget of " + std::to_string(need - 1) + " bytes")
+                                                   .c_str()),
+                             MemoryBudgetError);
+        CHECK_THROWS_AS(model.forward_embeddings(xt::zeros<float>({6, 12, 8}), TokenBatch{}), MemoryBudgetError);
+        // The refused batch changed nothing: the last logits and the last batch's shape are intact, so
+        // backward still runs for the small batch.
+        CHECK(model.logits() == before);
+        CHECK_NOTHROW(model.backward(xt::ones<float>({3, 3})));
+      }
+      {
+        MemoryBudgetScope budget(need);  // exactly enough for forward
+        CHECK_NOTHROW(model.forward(big));
+        // backward needs its scratch on top: refused, then allowed with forward_bytes + backward_bytes.
+        CHECK_THROWS_WITH_AS(model.backward(xt::ones<float>({6, 3})), doctest::Contains("backward: activations and gradients of a batch of shape [6, 12] needs"),
+                             MemoryBudgetError);
+      }
+      {
+        MemoryBudgetScope budget(need + model.backward_bytes(6, 12));
+        model.forward(big);
+        CHECK_NOTHROW(model.backward(xt::ones<float>({6, 3})));
+        CHECK(simd::all_finite(model.input_grad().size(), model.input_grad().data()));
+      }
+    }
+  }
+}
+
+TEST_CASE("memory budget: absurd batches and configs fail with MemoryBudgetError, not an allocation failure") {
+  // 2^17 positions and 8 heads: the attention weights alone would take 8 * 2^34 floats = 512 GiB.
+  TransformerConfig cfg;
+  cfg.vocab_size = 4, cfg.max_positions = std::size_t(1) << 17, cfg.dim = 8, cfg.heads = 8, cfg.ff_dim = 8, cfg.layers = 1,
+  cfg.num_classes = 2;
+  TransformerClassifier<float> model(cfg, 7);
+  TokenBatch batch;
+  batch.ids = xt::zeros<std::int64_t>({std::size_t(1), std::size_t(1) << 17});
+  CHECK(model.forward_bytes(1, std::size_t(1) << 17) > (std::size_t(512) << 30));
+  CHECK_THROWS_WITH_AS(model.forward(batch), doctest::Contains("over the memory budget of 68719476736 bytes"), MemoryBudgetError);
+  // Sizes whose byte counts overflow 64 bits saturate instead of wrapping around to a small number.
+  CHECK(model.forward_bytes(std::numeric_limits<std::size_t>::max() / 4, 1u << 20) == std::numeric_limits<std::size_t>::max());
+  // A config read from an untrusted checkpoint: the parameters alone exceed the budget.
+  TransformerConfig huge = cfg;
+  huge.vocab_size = std::size_t(1) << 40;
+  CHECK(TransformerClassifier<float>::parameter_bytes(huge) > (std::size_t(1) << 40) * 8 * 8);
+  CHECK_THROWS_WITH_AS(TransformerClassifier<float>(huge, 0),
+                       doctest::Contains("TransformerClassifier: the parameters and gradients of this config needs"), MemoryBudgetError);
+  huge.vocab_size = 4;
+  huge.dim = huge.heads = std::size_t(1) << 33;
+  CHECK(TransformerClassifier<float>::parameter_bytes(huge) == std::numeric_limits<std::size_t>::max());
+  CHECK_THROWS_AS(TransformerClassifier<float>(huge, 0), MemoryBudgetError);
+  // parameter_bytes is exact up to the 64-byte padding of each parameter.
+  const TransformerConfig t = tiny_config(false);
+  TransformerClassifier<double> m(t, 0);
+  const std::size_t actual = 2 * m.params().values().size() * sizeof(double);
+  CHECK(TransformerClassifier<double>::parameter_bytes(t) >= actual);
+  CHECK(TransformerClassifier<double>::parameter_bytes(t) <= actual + 2 * 64 * m.params().count());
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Parity with PyTorch (fixtures written by tests/make_nn_fixtures.py; run by the nn_pytorch_parity ctest).
 
 
