@@ -797,6 +797,16 @@ TEST_CASE("sequences of exactly max_positions tokens work; one more is rejected 
                        "forward_embeddings: sequence length must be <= max_positions 512, got 513", InvalidArgument);
 }
 
+TEST_CASE("config metadata regression (fuzz): integer fields accept plain decimal digits only") {
+  // Found by fuzz_config (tests/fuzz/corpus/config/regression_negative_wraps): std::stoull skips leading
+  // spaces and negates a '-', so "layers= -1" read as 2^64 - 1 layers.
+  CHECK_THROWS_WITH_AS(TransformerConfig::from_metadata({{"layers", " -1"}}),
+                       "TransformerConfig metadata: 'layers' must be a non-negative integer, got ' -1'", FormatError);
+  for (const char* bad : {"", "+4", " 4", "4 ", "-0", "0x10", "18446744073709551616", "4e2"})
+    CHECK_THROWS_AS(TransformerConfig::from_metadata({{"dim", bad}}), FormatError);
+  CHECK(TransformerConfig::from_metadata({{"dim", "0016"}, {"heads", "4"}}).dim == 16);
+}
+
 TEST_CASE("memory budget: setting, scope, and the error naming requested bytes and the budget") {
   CHECK(memory_budget() == default_memory_budget);
   CHECK(default_memory_budget == std::size_t(64) << 30);
