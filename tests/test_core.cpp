@@ -434,3 +434,26 @@ TEST_CASE_TEMPLATE("denormal inputs: softmax, layer norm, GELU and reductions st
     CHECK(double(dy[i]) == doctest::Approx(0.5).epsilon(1e-6));
   }
 }
+
+TEST_CASE("safetensors regression (fuzz): an empty tensor whose other extents overflow a signed stride is rejected") {
+  // Found by fuzz_safetensors (tests/fuzz/corpus/safetensors/regression_empty_shape_overflow): numel is 0, so
+  // the size checks passed, but extracting the tensor multiplied 2^40 * 2^40 in xtensor's signed strides.
+  const std::string header = R"({"t": {"dtype": "F32", "shape": [0, 1099511627776, 1099511627776], "data_offsets": [0, 0]}})";
+  std::string img(8, '\0');
+  const std::uint64_t n = header.size();
+  std::memcpy(img.data(), &n, 8);
+  img += header;
+  CHECK_THROWS_WITH_AS(SafetensorsReader(img, "f"),
+                       "safetensors 'f': tensor 't': shape [0,1099511627776,1099511627776] overflows (the product of its "
+                       "extents exceeds 9223372036854775807)",
+                       FormatError);
+  // Empty tensors with modest extents still load.
+  const std::string ok = R"({"t": {"dtype": "F32", "shape": [0, 3, 5], "data_offsets": [0, 0]}})";
+  std::string img2(8, '\0');
+  const std::uint64_t n2 = ok.size();
+  std::memcpy(img2.data(), &n2, 8);
+  img2 += ok;
+  const SafetensorsReader r(img2, "f");
+  CHECK(r.tensor<float, 3>("t").size() == 0);
+  CHECK(r.tensor<float, 3>("t").shape()[2] == 5);
+}
