@@ -435,9 +435,10 @@ TEST_CASE_TEMPLATE("denormal inputs: softmax, layer norm, GELU and reductions st
   }
 }
 
-TEST_CASE("safetensors regression (fuzz): an empty tensor whose other extents overflow a signed stride is rejected") {
-  // Found by fuzz_safetensors (tests/fuzz/corpus/safetensors/regression_empty_shape_overflow): numel is 0, so
-  // the size checks passed, but extracting the tensor multiplied 2^40 * 2^40 in xtensor's signed strides.
+TEST_CASE("safetensors regression: an empty tensor whose other extents overflow a signed stride is rejected") {
+  // Found while writing fuzz_safetensors (its corpus keeps the input as regression_empty_shape_overflow):
+  // numel is 0, so the size checks passed, but extracting the tensor multiplied 2^40 * 2^40 in xtensor's
+  // signed strides.
   const std::string header = R"({"t": {"dtype": "F32", "shape": [0, 1099511627776, 1099511627776], "data_offsets": [0, 0]}})";
   std::string img(8, '\0');
   const std::uint64_t n = header.size();

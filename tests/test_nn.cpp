@@ -797,9 +797,9 @@ TEST_CASE("sequences of exactly max_positions tokens work; one more is rejected 
                        "forward_embeddings: sequence length must be <= max_positions 512, got 513", InvalidArgument);
 }
 
-TEST_CASE("config metadata regression (fuzz): integer fields accept plain decimal digits only") {
-  // Found by fuzz_config (tests/fuzz/corpus/config/regression_negative_wraps): std::stoull skips leading
-  // spaces and negates a '-', so "layers= -1" read as 2^64 - 1 layers.
+TEST_CASE("config metadata regression: integer fields accept plain decimal digits only") {
+  // Found while writing fuzz_config (its corpus keeps the input as regression_negative_wraps): std::stoull
+  // skips leading spaces and negates a '-', so "layers= -1" read as 2^64 - 1 layers.
   CHECK_THROWS_WITH_AS(TransformerConfig::from_metadata({{"layers", " -1"}}),
                        "TransformerConfig metadata: 'layers' must be a non-negative integer, got ' -1'", FormatError);
   for (const char* bad : {"", "+4", " 4", "4 ", "-0", "0x10", "18446744073709551616", "4e2"})

@@ -63,9 +63,9 @@ TEST_CASE("JSON neighbour tables: empty and asymmetric lists, errors with lines"
   CHECK_THROWS_WITH_AS(parse_neighbours_json("{}", "nb.json"), "json 'nb.json': no entries (empty object)", FormatError);
 }
 
-TEST_CASE("JSON neighbour tables regression (fuzz): a number beyond double's range is a FormatError") {
-  // Found by fuzz_neighbours_json (tests/fuzz/corpus/neighbours_json/regression_number_overflow): the JSON
-  // parser reports the overflow as out_of_range, not parse_error, and it escaped the loader unconverted.
+TEST_CASE("JSON neighbour tables regression: a number beyond double's range is a FormatError") {
+  // Found while writing fuzz_neighbours_json (its corpus keeps the input as regression_number_overflow): the
+  // JSON parser reports the overflow as out_of_range, not parse_error, and it escaped the loader unconverted.
   CHECK_THROWS_WITH_AS(parse_neighbours_json("{\"a\": [1e400]}", "nb.json"),
                        "json 'nb.json': [json.exception.out_of_range.406] number overflow parsing '1e400'", FormatError);
   CHECK_THROWS_AS(parse_neighbours_json("[-1e999]", "nb.json"), FormatError);
