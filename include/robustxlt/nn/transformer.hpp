@@ -169,8 +169,9 @@ class TransformerClassifier {
     detail::check_shape("backward", "dlogits", dlogits.shape(), std::array<std::size_t, 2>{B_, cfg_.num_classes});
     if (!simd::all_finite(dlogits.size(), dlogits.data()))
       detail::fail<NumericError>("backward: dlogits must be finite, got NaN or Inf");
-    check_memory_budget("backward", detail::concat("activations and gradients of a batch of shape [", B_, ", ", T_, "]"),
-                        detail::saturating_add(forward_bytes_for(B_, T_, dropout_active_at_forward()), backward_bytes(B_, T_)));
+    const std::size_t need = detail::saturating_add(forward_bytes_for(B_, T_, dropout_active_at_forward()), backward_bytes(B_, T_));
+    if (need > memory_budget())  // the message is formatted only when it is needed
+      check_memory_budget("backward", detail::concat("activations and gradients of a batch of shape [", B_, ", ", T_, "]"), need);
     run_backward(dlogits.data(), parameter_gradients);
   }
 
@@ -313,7 +314,8 @@ class TransformerClassifier {
   void prepare(std::size_t B, std::size_t Tn, const TokenBatch& batch, const char* where) {
     if (Tn > cfg_.max_positions)
       detail::fail(where, ": sequence length must be <= max_positions ", cfg_.max_positions, ", got ", Tn);
-    check_memory_budget(where, detail::concat("activations of a batch of shape [", B, ", ", Tn, "]"), forward_bytes(B, Tn));
+    if (const std::size_t need = forward_bytes(B, Tn); need > memory_budget())
+      check_memory_budget(where, detail::concat("activations of a batch of shape [", B, ", ", Tn, "]"), need);
     const std::size_t N = B * Tn;
     key_valid_.assign(N, 1);
     if (batch.mask.size() != 0) {
