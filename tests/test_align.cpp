@@ -445,3 +445,47 @@ TEST_CASE("embed_pairs: lexicon entries through an embedding function, out-of-vo
   };
   CHECK_THROWS_AS(embed_pairs<double>({{"a", "b"}}, ragged), ShapeError);
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Large inputs: retrieval against a 250k-word target vocabulary.
+
+TEST_CASE("retrieval over 250k candidates: cosine and CSLS neighbours equal a direct computation; planted copies found") {
+  constexpr std::size_t nq = 8, nc = 250000, d = 16, k = 5;
+  const auto x = random_matrix(nq, d, 21);
+  auto y = random_matrix(nc, d, 22);
+  // Query q's direction, scaled, sits at candidate nc - 1 - 7 q: the top cosine neighbour with score 1.
+  for (std::size_t q = 0; q < nq; ++q)
+    for (std::size_t c = 0; c < d; ++c) y(nc - 1 - 7 * q, c) = 3.0 * x(q, c);
+  const auto s = full_cosine(x, y);
+  // r_T(x): mean of x's 4 best candidates; r_S(y): mean of y's 4 best queries.
+  RetrievalOptions opt;
+  opt.k = k;
+  opt.csls_k = 4;
+  std::vector<double> rx(nq), ry(nc);
+  for (std::size_t i = 0; i < nq; ++i) rx[i] = mean_top(s[i], 4);
+  for (std::size_t j = 0; j < nc; ++j) {
+    std::vector<double> col(nq);
+    for (std::size_t i = 0; i < nq; ++i) col[i] = s[i][j];
+    ry[j] = mean_top(col, 4);
+  }
+  const auto cos = retrieve(x, y, Retrieval::cosine, opt);
+  const auto csls = retrieve(x, y, Retrieval::csls, opt);
+  for (std::size_t i = 0; i < nq; ++i) {
+    CAPTURE(i);
+    CHECK(cos.index(i, 0) == std::int64_t(nc - 1 - 7 * i));
+    CHECK(cos.score(i, 0) == doctest::Approx(1.0).epsilon(1e-12));
+    std::vector<std::pair<double, std::size_t>> a(nc), c(nc);
+    for (std::size_t j = 0; j < nc; ++j) {
+      a[j] = {-s[i][j], j};
+      c[j] = {-(2 * s[i][j] - rx[i] - ry[j]), j};
+    }
+    std::partial_sort(a.begin(), a.begin() + k, a.end());
+    std::partial_sort(c.begin(), c.begin() + k, c.end());
+    for (std::size_t r = 0; r < k; ++r) {
+      CHECK(cos.index(i, r) == std::int64_t(a[r].second));
+      CHECK(cos.score(i, r) == doctest::Approx(-a[r].first).epsilon(1e-12));
+      CHECK(csls.index(i, r) == std::int64_t(c[r].second));
+      CHECK(csls.score(i, r) == doctest::Approx(-c[r].first).epsilon(1e-12));
+    }
+  }
+}

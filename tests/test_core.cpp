@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <robustxlt/core.hpp>
 #include <robustxlt/version.hpp>
 #include <set>
@@ -289,4 +290,185 @@ TEST_CASE_TEMPLATE("Rng::fill_normal: moments, tails and a Kolmogorov-Smirnov ch
   Rng(3, 4, 5).fill_normal(a.data(), 50);
   Rng(3, 4, 5).fill_normal(b.data(), 50);
   CHECK(a == b);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Numerical robustness: extreme, degenerate and denormal inputs.
+
+namespace {
+// Softmax in long double, shifted by the maximum: the reference for rows with huge logits.
+std::vector<long double> reference_softmax(const std::vector<double>& x) {
+  const long double m = *std::max_element(x.begin(), x.end());
+  long double s = 0;
+  std::vector<long double> p(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) s += p[i] = std::exp(static_cast<long double>(x[i]) - m);
+  for (auto& v : p) v /= s;
+  return p;
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("softmax_inplace: logits of +-1e4 give the exact probabilities, no NaN or Inf", T, float, double) {
+  // Lengths below, at and above the SIMD width, so both the vector loop and the scalar tail see the extremes.
+  for (std::size_t n : {2u, 3u, 8u, 17u, 64u}) {
+    CAPTURE(n);
+    std::vector<double> x(n);
+    for (std::size_t i = 0; i < n; ++i) x[i] = (i % 3 == 0) ? 1e4 : (i % 3 == 1 ? -1e4 : 1e4 - 2.0 * double(i % 5));
+    std::vector<T> row(x.begin(), x.end());
+    simd::softmax_inplace(n, row.data());
+    const auto ref = reference_softmax(x);
+    double total = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      REQUIRE(std::isfinite(row[i]));
+      CHECK(double(row[i]) == doctest::Approx(double(ref[i])).epsilon(1e-5).scale(1e-30));
+      total += double(row[i]);
+    }
+    CHECK(total == doctest::Approx(1.0).epsilon(1e-5));
+  }
+  // Every logit at -1e4: uniform, not 0/0.
+  std::vector<T> low(5, T(-1e4));
+  simd::softmax_inplace(low.size(), low.data());
+  for (T v : low) CHECK(double(v) == doctest::Approx(0.2).epsilon(1e-6));
+  // Two logits 50 apart at 1e4: 1 / (1 + e^-50) and its complement, which is far below float's epsilon.
+  std::vector<T> gap = {T(1e4), T(1e4 - 50)};
+  simd::softmax_inplace(2, gap.data());
+  CHECK(double(gap[0]) == doctest::Approx(1.0));
+  CHECK(double(gap[1]) == doctest::Approx(std::exp(-50.0)).epsilon(1e-4));
+}
+
+TEST_CASE_TEMPLATE("layer norm of a constant row: output is beta, gradients finite and equal to hand values", T, float, double) {
+  const std::size_t d = 11;  // past one SIMD width and into the scalar tail
+  const T eps = T(1e-5);
+  std::vector<T> w(d), b(d), dout(d);
+  for (std::size_t i = 0; i < d; ++i) {
+    w[i] = T(0.5) + T(0.25) * T(i);
+    b[i] = T(-1) + T(0.125) * T(i);
+    dout[i] = T(0.3) * T(i % 4) - T(0.4);
+  }
+  for (T c : {T(3), T(-1024), T(0)}) {
+    CAPTURE(double(c));
+    std::vector<T> x(d, c), out(d);
+    T mean, rstd;
+    simd::layer_norm_row(d, x.data(), w.data(), b.data(), eps, out.data(), mean, rstd);
+    CHECK(out == b);  // exactly: x - mean is exactly 0 for these constants
+    CHECK(mean == c);
+    CHECK(double(rstd) == doctest::Approx(1.0 / std::sqrt(double(eps))).epsilon(1e-6));
+    // xhat = 0, so dx = rstd (g - mean(g)) with g = dout * w, dw = dout * xhat = 0 and db = dout.
+    std::vector<T> dx(d, T(0)), dw(d, T(0)), db(d, T(0));
+    simd::layer_norm_row_backward_input(d, x.data(), w.data(), dout.data(), mean, rstd, dx.data());
+    simd::layer_norm_row_backward_params(d, x.data(), dout.data(), mean, rstd, dw.data(), db.data());
+    double gmean = 0;
+    for (std::size_t i = 0; i < d; ++i) gmean += double(dout[i]) * double(w[i]) / double(d);
+    for (std::size_t i = 0; i < d; ++i) {
+      REQUIRE(std::isfinite(dx[i]));
+      CHECK(double(dx[i]) == doctest::Approx(double(rstd) * (double(dout[i]) * double(w[i]) - gmean)).epsilon(1e-5).scale(1e-3));
+      CHECK(dw[i] == T(0));
+      CHECK(db[i] == dout[i]);
+    }
+  }
+  // A constant that float cannot hold exactly: the mean is off by rounding, the output stays within
+  // rounding of beta rather than blowing up by 1/sqrt(eps).
+  std::vector<T> x(d, T(0.1)), out(d);
+  T mean, rstd;
+  simd::layer_norm_row(d, x.data(), w.data(), b.data(), eps, out.data(), mean, rstd);
+  for (std::size_t i = 0; i < d; ++i) CHECK(std::abs(double(out[i]) - double(b[i])) < 1e-4);
+}
+
+TEST_CASE("layer norm of a constant row: input gradient matches central differences (double)") {
+  const std::size_t d = 7;
+  const double eps = 1e-5;
+  std::vector<double> x(d, 2.5), w(d), b(d, 0.1), r(d), out(d), dx(d, 0.0);
+  for (std::size_t i = 0; i < d; ++i) {
+    w[i] = 1.0 + 0.1 * double(i);
+    r[i] = std::sin(double(i) + 0.5);
+  }
+  auto f = [&] {
+    double m, s;
+    simd::layer_norm_row(d, x.data(), w.data(), b.data(), eps, out.data(), m, s);
+    double acc = 0;
+    for (std::size_t i = 0; i < d; ++i) acc += out[i] * r[i];
+    return acc;
+  };
+  double mean, rstd;
+  simd::layer_norm_row(d, x.data(), w.data(), b.data(), eps, out.data(), mean, rstd);
+  simd::layer_norm_row_backward_input(d, x.data(), w.data(), r.data(), mean, rstd, dx.data());
+  // h far below sqrt(eps): the perturbed row's variance stays much smaller than eps, so f is smooth there.
+  const double h = 1e-7;
+  for (std::size_t i = 0; i < d; ++i) {
+    const double old = x[i];
+    x[i] = old + h;
+    const double fp = f();
+    x[i] = old - h;
+    const double fm = f();
+    x[i] = old;
+    CHECK(dx[i] == doctest::Approx((fp - fm) / (2 * h)).epsilon(1e-5));
+  }
+}
+
+TEST_CASE_TEMPLATE("denormal inputs: softmax, layer norm, GELU and reductions stay finite and correct", T, float, double) {
+  const T tiny = std::numeric_limits<T>::denorm_min();
+  const T sub = std::numeric_limits<T>::min() / T(8);  // a subnormal well above denorm_min
+  REQUIRE(std::fpclassify(sub) == FP_SUBNORMAL);
+  const std::size_t n = 19;
+  std::vector<T> x(n);
+  for (std::size_t i = 0; i < n; ++i) x[i] = (i % 2 ? sub : tiny) * T(i % 5);
+  // Softmax: logits that differ by subnormals are equal for all practical purposes: uniform.
+  std::vector<T> p = x;
+  simd::softmax_inplace(n, p.data());
+  for (T v : p) CHECK(double(v) == doctest::Approx(1.0 / double(n)).epsilon(1e-6));
+  // Sums, dots and the max see the subnormals exactly as the scalar loop does.
+  double s = 0;
+  for (T v : x) s += double(v);
+  CHECK(double(simd::sum(n, x.data())) == doctest::Approx(s).epsilon(1e-6));
+  CHECK(simd::max(n, x.data()) == *std::max_element(x.begin(), x.end()));
+  CHECK(simd::all_finite(n, x.data()));
+  // Layer norm: the variance underflows far below eps, so the output is beta to within rounding and the
+  // gradients are finite; backward still equals rstd (g - mean(g)) since xhat is negligible.
+  std::vector<T> w(n, T(1.5)), b(n, T(0.25)), out(n), g(n, T(1)), dx(n, T(0)), dw(n, T(0)), db(n, T(0));
+  g[3] = T(-2);
+  T mean, rstd;
+  simd::layer_norm_row(n, x.data(), w.data(), b.data(), T(1e-5), out.data(), mean, rstd);
+  simd::layer_norm_row_backward_input(n, x.data(), w.data(), g.data(), mean, rstd, dx.data());
+  simd::layer_norm_row_backward_params(n, x.data(), g.data(), mean, rstd, dw.data(), db.data());
+  double gm = 0;
+  for (std::size_t i = 0; i < n; ++i) gm += 1.5 * double(g[i]) / double(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    CHECK(double(out[i]) == doctest::Approx(0.25).epsilon(1e-6));
+    REQUIRE(std::isfinite(dx[i]));
+    CHECK(double(dx[i]) == doctest::Approx(double(rstd) * (1.5 * double(g[i]) - gm)).epsilon(1e-5));
+    CHECK(std::abs(double(dw[i])) < 1e-20);
+    CHECK(db[i] == g[i]);
+  }
+  // GELU(x) = x Phi(x) ~ x / 2 near 0, GELU'(0) = 1/2: both finite, the output subnormal or zero.
+  std::vector<T> y(n), dy(n, T(0)), ones(n, T(1));
+  simd::gelu_forward(n, x.data(), y.data());
+  simd::gelu_backward(n, x.data(), ones.data(), dy.data());
+  for (std::size_t i = 0; i < n; ++i) {
+    REQUIRE(std::isfinite(y[i]));
+    CHECK(std::abs(double(y[i]) - 0.5 * double(x[i])) <= double(sub));
+    CHECK(double(dy[i]) == doctest::Approx(0.5).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("safetensors regression: an empty tensor whose other extents overflow a signed stride is rejected") {
+  // Found while writing fuzz_safetensors (its corpus keeps the input as regression_empty_shape_overflow):
+  // numel is 0, so the size checks passed, but extracting the tensor multiplied 2^40 * 2^40 in xtensor's
+  // signed strides.
+  const std::string header = R"({"t": {"dtype": "F32", "shape": [0, 1099511627776, 1099511627776], "data_offsets": [0, 0]}})";
+  std::string img(8, '\0');
+  const std::uint64_t n = header.size();
+  std::memcpy(img.data(), &n, 8);
+  img += header;
+  CHECK_THROWS_WITH_AS(SafetensorsReader(img, "f"),
+                       "safetensors 'f': tensor 't': shape [0,1099511627776,1099511627776] overflows (the product of its "
+                       "extents exceeds 9223372036854775807)",
+                       FormatError);
+  // Empty tensors with modest extents still load.
+  const std::string ok = R"({"t": {"dtype": "F32", "shape": [0, 3, 5], "data_offsets": [0, 0]}})";
+  std::string img2(8, '\0');
+  const std::uint64_t n2 = ok.size();
+  std::memcpy(img2.data(), &n2, 8);
+  img2 += ok;
+  const SafetensorsReader r(img2, "f");
+  CHECK(r.tensor<float, 3>("t").size() == 0);
+  CHECK(r.tensor<float, 3>("t").shape()[2] == 5);
 }

@@ -627,6 +627,283 @@ TEST_CASE("bad input raises robustxlt::Error naming the argument, expected and a
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Numerical robustness: extreme logits, masked attention, denormal inputs.
+
+TEST_CASE_TEMPLATE("cross-entropy, log-softmax and KL with logits of +-1e4: exact values, finite gradients", T, float, double) {
+  // Row 0: one logit dominates by 2e4. Row 1: all -1e4 (uniform). Row 2: two logits 1 apart at 1e4.
+  const Tensor<T, 2> logits = {{T(1e4), T(-1e4), T(0)}, {T(-1e4), T(-1e4), T(-1e4)}, {T(1e4), T(1e4 - 1), T(-1e4)}};
+  const Tensor<std::int64_t, 1> labels = {0, 2, 1};
+  Tensor<T, 2> d;
+  CrossEntropy<T> ce;
+  const T loss = ce.forward(logits, labels);
+  ce.backward(d);
+  // log-softmax by hand: row 0 -> 0 for the winner, -1e4 and -2e4 for the others; row 1 -> -log 3 everywhere;
+  // row 2 -> -log(1 + e^-1) and -1 - log(1 + e^-1) for the leaders, about -2e4 for the last.
+  const double l2 = std::log1p(std::exp(-1.0));
+  const double expected_logp[3][3] = {{0.0, -2e4, -1e4}, {-std::log(3.0), -std::log(3.0), -std::log(3.0)}, {-l2, -1.0 - l2, -2e4 - l2}};
+  for (std::size_t b = 0; b < 3; ++b)
+    for (std::size_t c = 0; c < 3; ++c) {
+      REQUIRE(std::isfinite(ce.log_probs()(b, c)));
+      CHECK(double(ce.log_probs()(b, c)) == doctest::Approx(expected_logp[b][c]).epsilon(1e-6).scale(1e-3));
+    }
+  CHECK(double(loss) == doctest::Approx((0.0 + std::log(3.0) + 1.0 + l2) / 3.0).epsilon(1e-5));
+  // dLoss/dlogits = (softmax - one_hot) / B.
+  const double p2 = 1.0 / (1.0 + std::exp(-1.0));
+  const double expected_d[3][3] = {{0.0, 0.0, 0.0}, {1.0 / 3, 1.0 / 3, -2.0 / 3}, {p2, (1 - p2) - 1.0, 0.0}};
+  for (std::size_t b = 0; b < 3; ++b)
+    for (std::size_t c = 0; c < 3; ++c) {
+      REQUIRE(std::isfinite(d(b, c)));
+      CHECK(double(d(b, c)) == doctest::Approx(expected_d[b][c] / 3.0).epsilon(1e-5).scale(1e-6));
+    }
+  // With label smoothing every log-probability enters the loss, including the -2e4 ones: still finite.
+  CrossEntropyOptions<T> smooth;
+  smooth.label_smoothing = T(0.1);
+  const T ls = cross_entropy(logits, labels, &d, smooth);
+  double expected_smooth = 0;
+  for (std::size_t b = 0; b < 3; ++b) {
+    const auto y = static_cast<std::size_t>(labels(b));
+    expected_smooth -= 0.9 * expected_logp[b][y] + 0.1 / 3 * (expected_logp[b][0] + expected_logp[b][1] + expected_logp[b][2]);
+  }
+  CHECK(double(ls) == doctest::Approx(expected_smooth / 3).epsilon(1e-6));  // about 556, row 0 gives 333
+  for (std::size_t i = 0; i < d.size(); ++i) CHECK(std::isfinite(d.data()[i]));
+  // KL(P || Q) with P, Q point masses on opposite classes: sum P (log P - log Q) = 2e4 exactly.
+  const Tensor<T, 2> p = {{T(1e4), T(-1e4)}}, q = {{T(-1e4), T(1e4)}};
+  Tensor<T, 2> dp, dq;
+  const T kl = kl_divergence(p, q, &dp, &dq);
+  CHECK(double(kl) == doctest::Approx(2e4).epsilon(1e-6));
+  CHECK(double(dq(0, 0)) == doctest::Approx(-1.0));  // (Q - P) / B
+  CHECK(double(dq(0, 1)) == doctest::Approx(1.0));
+  for (std::size_t i = 0; i < 2; ++i) CHECK(std::isfinite(dp(0, i)));
+  CHECK(std::isfinite(symmetric_kl(p, q, &dp, &dq)));
+}
+
+TEST_CASE("attention: every key but one masked gives that key's value; q and k gradients are zero, v's exact") {
+  const std::size_t B = 1, T = 5, D = 4, H = 2;
+  auto qkv = random_vector(B * T * 3 * D, 31, 3.0), r = random_vector(B * T * D, 32);
+  const std::vector<std::uint8_t> valid = {0, 0, 1, 0, 0};
+  std::vector<double> out(B * T * D), probs(B * H * T * T);
+  auto f = [&] {
+    attention_forward(out.data(), probs.data(), static_cast<double*>(nullptr), static_cast<const double*>(nullptr),
+                      qkv.data(), valid.data(), B, T, D, H);
+    return weighted_sum(out, r);
+  };
+  f();
+  for (std::size_t h = 0; h < H; ++h)
+    for (std::size_t i = 0; i < T; ++i)
+      for (std::size_t j = 0; j < T; ++j) CHECK(probs[(h * T + i) * T + j] == (j == 2 ? 1.0 : 0.0));
+  // Every query reads key 2's value: out[i, h] = v[2, h].
+  for (std::size_t i = 0; i < T; ++i)
+    for (std::size_t c = 0; c < D; ++c) CHECK(out[i * D + c] == qkv[2 * 3 * D + 2 * D + c]);
+  std::vector<double> dqkv(qkv.size(), 0.0);
+  attention_backward(dqkv.data(), r.data(), qkv.data(), probs.data(), static_cast<const double*>(nullptr),
+                     static_cast<const double*>(nullptr), B, T, D, H);
+  for (std::size_t t = 0; t < T; ++t)
+    for (std::size_t c = 0; c < 2 * D; ++c) CHECK(dqkv[t * 3 * D + c] == 0.0);  // the softmax is saturated
+  for (std::size_t c = 0; c < D; ++c) {
+    double sum = 0;
+    for (std::size_t i = 0; i < T; ++i) sum += r[i * D + c];
+    CHECK(dqkv[2 * 3 * D + 2 * D + c] == doctest::Approx(sum).epsilon(1e-12));
+    for (std::size_t t : {0u, 1u, 3u, 4u}) CHECK(dqkv[t * 3 * D + 2 * D + c] == 0.0);
+  }
+  check_gradient("attention, one valid key", f, qkv.data(), dqkv.data(), dqkv.size());
+}
+
+TEST_CASE("attention on a fully masked row is finite (zeros); the model rejects all-padding sequences") {
+  const std::size_t B = 2, T = 4, D = 4, H = 2;
+  auto qkv = random_vector(B * T * 3 * D, 41), r = random_vector(B * T * D, 42);
+  const std::vector<std::uint8_t> valid = {1, 1, 0, 1, 0, 0, 0, 0};  // sequence 1 is all padding
+  std::vector<double> out(B * T * D, 7.0), probs(B * H * T * T);
+  attention_forward(out.data(), probs.data(), static_cast<double*>(nullptr), static_cast<const double*>(nullptr), qkv.data(),
+                    valid.data(), B, T, D, H);
+  for (std::size_t i = 0; i < out.size(); ++i) REQUIRE(std::isfinite(out[i]));
+  for (std::size_t i = T * D; i < 2 * T * D; ++i) CHECK(out[i] == 0.0);
+  for (std::size_t i = H * T * T; i < 2 * H * T * T; ++i) CHECK(probs[i] == 0.0);
+  std::vector<double> dqkv(qkv.size(), 0.0);
+  attention_backward(dqkv.data(), r.data(), qkv.data(), probs.data(), static_cast<const double*>(nullptr),
+                     static_cast<const double*>(nullptr), B, T, D, H);
+  for (std::size_t i = 0; i < dqkv.size(); ++i) REQUIRE(std::isfinite(dqkv[i]));
+  for (std::size_t i = T * 3 * D; i < 2 * T * 3 * D; ++i) CHECK(dqkv[i] == 0.0);
+
+  for (bool pre_ln : {false, true}) {
+    TransformerConfig cfg = tiny_config(pre_ln);
+    TransformerClassifier<double> model(cfg, 3);
+    TokenBatch batch = tiny_batch(cfg.vocab_size, !pre_ln);
+    for (std::size_t t = 0; t < 6; ++t) batch.mask(2, t) = 0;
+    CHECK_THROWS_WITH_AS(model.forward(batch), "forward: mask row 2 must contain at least one token, got only padding",
+                         InvalidArgument);
+    const Tensor<double, 3> emb = xt::zeros<double>({3, 6, 8});
+    CHECK_THROWS_WITH_AS(model.forward_embeddings(emb, batch),
+                         "forward_embeddings: mask row 2 must contain at least one token, got only padding", InvalidArgument);
+  }
+}
+
+TEST_CASE("denormal embeddings: logits equal those of zero embeddings, gradients finite and match finite differences") {
+  for (bool pre_ln : {false, true}) {
+    CAPTURE(pre_ln);
+    TransformerConfig cfg = tiny_config(pre_ln);
+    TransformerClassifier<double> model(cfg, 4);
+    TokenBatch batch = tiny_batch(cfg.vocab_size, !pre_ln);
+    const double tiny = std::numeric_limits<double>::denorm_min();
+    Tensor<double, 3> emb = Tensor<double, 3>::from_shape({3, 6, 8});
+    for (std::size_t i = 0; i < emb.size(); ++i) emb.data()[i] = tiny * double(i % 7) * (i % 2 ? 1.0 : -1.0);
+    const Tensor<double, 2> zero_logits = model.forward_embeddings(xt::zeros<double>({3, 6, 8}), batch);
+    const Tensor<double, 2> logits = model.forward_embeddings(emb, batch);
+    for (std::size_t i = 0; i < logits.size(); ++i) {
+      REQUIRE(std::isfinite(logits.data()[i]));
+      CHECK(logits.data()[i] == doctest::Approx(zero_logits.data()[i]).epsilon(1e-12));
+    }
+    const Tensor<double, 2> r = {{0.3, -1.0, 0.5}, {1.0, 0.2, -0.7}, {-0.4, 0.9, 0.1}};
+    model.params().zero_grad();
+    model.backward(r);
+    const Tensor<double, 3> g = model.input_grad();
+    for (std::size_t i = 0; i < g.size(); ++i) REQUIRE(std::isfinite(g.data()[i]));
+    auto f = [&] {
+      const auto& z = model.forward_embeddings(emb, batch);
+      double s = 0;
+      for (std::size_t i = 0; i < z.size(); ++i) s += z.data()[i] * r.data()[i];
+      return s;
+    };
+    check_gradient("input gradient at denormal embeddings", f, emb.data(), g.data(), g.size(), 1e-6);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Large inputs: sequences at the position limit, the memory budget.
+
+TEST_CASE("sequences of exactly max_positions tokens work; one more is rejected by name") {
+  TransformerConfig cfg;
+  cfg.vocab_size = 50, cfg.max_positions = 512, cfg.dim = 8, cfg.heads = 2, cfg.ff_dim = 8, cfg.layers = 1, cfg.num_classes = 2;
+  TransformerClassifier<float> model(cfg, 5);
+  TokenBatch batch;
+  batch.ids = Tensor<std::int64_t, 2>::from_shape({2, 512});
+  batch.mask = xt::ones<std::int64_t>({2, 512});
+  for (std::size_t i = 0; i < batch.ids.size(); ++i) batch.ids.data()[i] = static_cast<std::int64_t>(i % 50);
+  for (std::size_t t = 300; t < 512; ++t) batch.mask(1, t) = 0;
+  const Tensor<std::int64_t, 1> labels = {0, 1};
+  const float loss = model.loss_and_backward(batch, labels);
+  CHECK(std::isfinite(loss));
+  CHECK(simd::all_finite(model.input_grad().size(), model.input_grad().data()));
+  CHECK(simd::all_finite(model.params().grads().size(), model.params().grads().data()));
+  // The last position's embedding row receives gradient from sequence 0 only (sequence 1 is padded there).
+  const float* dpos = model.params().grad(model.params().index("pos_embeddings.weight"));
+  double last = 0;
+  for (std::size_t c = 0; c < 8; ++c) last += std::abs(dpos[511 * 8 + c]);
+  CHECK(last > 0);
+
+  TokenBatch longer;
+  longer.ids = xt::zeros<std::int64_t>({1, 513});
+  CHECK_THROWS_WITH_AS(model.forward(longer), "forward: sequence length must be <= max_positions 512, got 513", InvalidArgument);
+  CHECK_THROWS_WITH_AS(model.forward_embeddings(xt::zeros<float>({1, 513, 8}), TokenBatch{}),
+                       "forward_embeddings: sequence length must be <= max_positions 512, got 513", InvalidArgument);
+}
+
+TEST_CASE("config metadata regression: integer fields accept plain decimal digits only") {
+  // Found while writing fuzz_config (its corpus keeps the input as regression_negative_wraps): std::stoull
+  // skips leading spaces and negates a '-', so "layers= -1" read as 2^64 - 1 layers.
+  CHECK_THROWS_WITH_AS(TransformerConfig::from_metadata({{"layers", " -1"}}),
+                       "TransformerConfig metadata: 'layers' must be a non-negative integer, got ' -1'", FormatError);
+  for (const char* bad : {"", "+4", " 4", "4 ", "-0", "0x10", "18446744073709551616", "4e2"})
+    CHECK_THROWS_AS(TransformerConfig::from_metadata({{"dim", bad}}), FormatError);
+  CHECK(TransformerConfig::from_metadata({{"dim", "0016"}, {"heads", "4"}}).dim == 16);
+}
+
+TEST_CASE("memory budget: setting, scope, and the error naming requested bytes and the budget") {
+  CHECK(memory_budget() == default_memory_budget);
+  CHECK(default_memory_budget == std::size_t(64) << 30);
+  CHECK_THROWS_WITH_AS(set_memory_budget(0), "set_memory_budget: bytes must be > 0, got 0", InvalidArgument);
+  {
+    MemoryBudgetScope scope(1000);
+    CHECK(memory_budget() == 1000);
+    CHECK_NOTHROW(check_memory_budget("f", "x", 1000));
+    CHECK_THROWS_WITH_AS(check_memory_budget("f", "a buffer", 1001),
+                         "f: a buffer needs 1001 bytes, over the memory budget of 1000 bytes (robustxlt::set_memory_budget)",
+                         MemoryBudgetError);
+  }
+  CHECK(memory_budget() == default_memory_budget);
+  CHECK(detail::saturating_mul(std::numeric_limits<std::size_t>::max() / 2, 3) == std::numeric_limits<std::size_t>::max());
+  CHECK(detail::saturating_add(std::numeric_limits<std::size_t>::max() - 1, 2) == std::numeric_limits<std::size_t>::max());
+  CHECK(detail::saturating_mul(6, 7) == 42);
+}
+
+TEST_CASE("memory budget: forward and backward check their exact needs before allocating; the model stays usable") {
+  for (bool pre_ln : {false, true}) {
+    CAPTURE(pre_ln);
+    TransformerConfig cfg = tiny_config(pre_ln);
+    cfg.dropout = 0.1;
+    TransformerClassifier<float> model(cfg, 6);
+    TokenBatch small = tiny_batch(cfg.vocab_size, !pre_ln);
+    const Tensor<std::int64_t, 1> labels = {0, 1, 2};
+    for (bool training : {false, true}) {
+      CAPTURE(training);
+      model.train(training);
+      const Tensor<float, 2> before = model.forward(small);
+      // A batch twice as long and twice as large as `small`.
+      TokenBatch big;
+      big.ids = Tensor<std::int64_t, 2>::from_shape({6, 12});
+      for (std::size_t i = 0; i < big.ids.size(); ++i) big.ids.data()[i] = static_cast<std::int64_t>(i % cfg.vocab_size);
+      const std::size_t need = model.forward_bytes(6, 12);
+      CHECK(need > model.forward_bytes(3, 6));
+      {
+        MemoryBudgetScope budget(need - 1);
+        CHECK_THROWS_WITH_AS(model.forward(big),
+                             doctest::Contains(("forward: activations of a batch of shape [6, 12] needs " + std::to_string(need) +
+                                                " bytes, over the memory budget of " + std::to_string(need - 1) + " bytes")
+                                                   .c_str()),
+                             MemoryBudgetError);
+        CHECK_THROWS_AS(model.forward_embeddings(xt::zeros<float>({6, 12, 8}), TokenBatch{}), MemoryBudgetError);
+        // The refused batch changed nothing: the last logits and the last batch's shape are intact, so
+        // backward still runs for the small batch.
+        CHECK(model.logits() == before);
+        CHECK_NOTHROW(model.backward(xt::ones<float>({3, 3})));
+      }
+      {
+        MemoryBudgetScope budget(need);  // exactly enough for forward
+        CHECK_NOTHROW(model.forward(big));
+        // backward needs its scratch on top: refused, then allowed with forward_bytes + backward_bytes.
+        CHECK_THROWS_WITH_AS(model.backward(xt::ones<float>({6, 3})), doctest::Contains("backward: activations and gradients of a batch of shape [6, 12] needs"),
+                             MemoryBudgetError);
+      }
+      {
+        MemoryBudgetScope budget(need + model.backward_bytes(6, 12));
+        model.forward(big);
+        CHECK_NOTHROW(model.backward(xt::ones<float>({6, 3})));
+        CHECK(simd::all_finite(model.input_grad().size(), model.input_grad().data()));
+      }
+    }
+  }
+}
+
+TEST_CASE("memory budget: absurd batches and configs fail with MemoryBudgetError, not an allocation failure") {
+  // 2^17 positions and 8 heads: the attention weights alone would take 8 * 2^34 floats = 512 GiB.
+  TransformerConfig cfg;
+  cfg.vocab_size = 4, cfg.max_positions = std::size_t(1) << 17, cfg.dim = 8, cfg.heads = 8, cfg.ff_dim = 8, cfg.layers = 1,
+  cfg.num_classes = 2;
+  TransformerClassifier<float> model(cfg, 7);
+  TokenBatch batch;
+  batch.ids = xt::zeros<std::int64_t>({std::size_t(1), std::size_t(1) << 17});
+  CHECK(model.forward_bytes(1, std::size_t(1) << 17) > (std::size_t(512) << 30));
+  CHECK_THROWS_WITH_AS(model.forward(batch), doctest::Contains("over the memory budget of 68719476736 bytes"), MemoryBudgetError);
+  // Sizes whose byte counts overflow 64 bits saturate instead of wrapping around to a small number.
+  CHECK(model.forward_bytes(std::numeric_limits<std::size_t>::max() / 4, 1u << 20) == std::numeric_limits<std::size_t>::max());
+  // A config read from an untrusted checkpoint: the parameters alone exceed the budget.
+  TransformerConfig huge = cfg;
+  huge.vocab_size = std::size_t(1) << 40;
+  CHECK(TransformerClassifier<float>::parameter_bytes(huge) > (std::size_t(1) << 40) * 8 * 8);
+  CHECK_THROWS_WITH_AS(TransformerClassifier<float>(huge, 0),
+                       doctest::Contains("TransformerClassifier: the parameters and gradients of this config needs"), MemoryBudgetError);
+  huge.vocab_size = 4;
+  huge.dim = huge.heads = std::size_t(1) << 33;
+  CHECK(TransformerClassifier<float>::parameter_bytes(huge) == std::numeric_limits<std::size_t>::max());
+  CHECK_THROWS_AS(TransformerClassifier<float>(huge, 0), MemoryBudgetError);
+  // parameter_bytes is exact up to the 64-byte padding of each parameter.
+  const TransformerConfig t = tiny_config(false);
+  TransformerClassifier<double> m(t, 0);
+  const std::size_t actual = 2 * m.params().values().size() * sizeof(double);
+  CHECK(TransformerClassifier<double>::parameter_bytes(t) >= actual);
+  CHECK(TransformerClassifier<double>::parameter_bytes(t) <= actual + 2 * 64 * m.params().count());
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Parity with PyTorch (fixtures written by tests/make_nn_fixtures.py; run by the nn_pytorch_parity ctest).
 
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -60,6 +61,14 @@ TEST_CASE("JSON neighbour tables: empty and asymmetric lists, errors with lines"
                        "json 'nb.json' line 1: neighbours of 'a' must be strings, got number", FormatError);
   CHECK_THROWS_WITH_AS(parse_neighbours_json("{\"a\": [\"\xFF\"]}", "nb.json"), doctest::Contains("line 1"), FormatError);
   CHECK_THROWS_WITH_AS(parse_neighbours_json("{}", "nb.json"), "json 'nb.json': no entries (empty object)", FormatError);
+}
+
+TEST_CASE("JSON neighbour tables regression: a number beyond double's range is a FormatError") {
+  // Found while writing fuzz_neighbours_json (its corpus keeps the input as regression_number_overflow): the
+  // JSON parser reports the overflow as out_of_range, not parse_error, and it escaped the loader unconverted.
+  CHECK_THROWS_WITH_AS(parse_neighbours_json("{\"a\": [1e400]}", "nb.json"),
+                       "json 'nb.json': [json.exception.out_of_range.406] number overflow parsing '1e400'", FormatError);
+  CHECK_THROWS_AS(parse_neighbours_json("[-1e999]", "nb.json"), FormatError);
 }
 
 TEST_CASE("TSV neighbour tables") {
@@ -327,4 +336,96 @@ TEST_CASE("Debian lexicons: WordNet synonyms and FreeDict dictionaries converted
   const std::vector<std::int64_t> en = {multi.add("house")};
   const auto switched = cs.augment(en, 20, 2, 0);
   for (std::size_t c = 0; c < 20; ++c) CHECK(switched(c, 0) != en[0]);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Large inputs: a 250k-word vocabulary, as in multilingual encoders' vocabularies.
+
+TEST_CASE("250k-word vocabulary: loader, ids, IdTable rows and both samplers stay exact at the top of the id range") {
+  constexpr std::uint32_t N = 250000;
+  auto name = [](std::uint32_t i) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "w%06u", i);  // zero-padded: sorted order is numeric order
+    return std::string(buf);
+  };
+  auto neighbours = [&](std::uint32_t i) {
+    std::vector<std::uint32_t> n{(i + 1) % N};
+    const std::uint32_t second = static_cast<std::uint32_t>((7ull * i + 3) % N);
+    if (second != n[0]) n.push_back(second);
+    return n;
+  };
+  std::string tsv;
+  tsv.reserve(std::size_t(N) * 24);
+  for (std::uint32_t i = 0; i < N; ++i) {
+    tsv += name(i);
+    for (auto j : neighbours(i)) tsv += '\t' + name(j);
+    tsv += '\n';
+  }
+  const WordLists lists = parse_neighbours_tsv(tsv, "250k.tsv");
+  CHECK(lists.size() == N);
+  // One vocabulary for words and neighbours, as the samplers need: ids follow first appearance (sorted
+  // keys, each followed by its new neighbours), so rows are compared through the words they name.
+  Vocabulary vocab;
+  const IdTable table = IdTable::build(lists, vocab, vocab);
+  REQUIRE(vocab.size() == N);
+  REQUIRE(table.rows() == N);
+  std::size_t items = 0, wrong_rows = 0;
+  auto index_of = [&](std::uint32_t id) { return static_cast<std::uint32_t>(std::stoul(vocab.word(id).substr(1))); };
+  // Reference neighbour ids of id w, from the words alone.
+  auto expected_row = [&](std::uint32_t w) {
+    std::vector<std::uint32_t> r;
+    for (auto j : neighbours(index_of(w))) r.push_back(vocab.find(name(j)));
+    return r;
+  };
+  for (std::uint32_t i = 0; i < N; ++i) {
+    const std::uint32_t id = vocab.find(name(i));
+    items += neighbours(i).size();
+    const auto expected = expected_row(id);
+    if (id == Vocabulary::npos || table.count(id) != expected.size() ||
+        !std::equal(expected.begin(), expected.end(), table.row(id)))
+      ++wrong_rows;
+  }
+  CHECK(wrong_rows == 0);
+  CHECK(table.items() == items);
+  CHECK(table.count(vocab.find("w083333")) == 1);  // w083334 twice: duplicates are dropped
+  for (std::uint32_t id : {0u, 65535u, 65536u, 131072u, N - 1}) CHECK(vocab.find(vocab.word(id)) == id);
+  CHECK(vocab.find("w250000") == Vocabulary::npos);
+  CHECK_THROWS_AS(vocab.word(N), InvalidArgument);
+
+  // RS-DA over ids spread across the whole range: every output is w or one of N(w), and words with two
+  // neighbours change with probability 2/3.
+  const SynonymSampler syn(table);
+  std::vector<std::int64_t> ids(20000), out(ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int64_t>((i * 12347 + 249000) % N);
+  const std::size_t changed = syn.sample(ids.data(), ids.size(), out.data(), 11, 0, 0);
+  std::size_t eligible_two = 0, changed_two = 0, outside = 0;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const auto n = expected_row(static_cast<std::uint32_t>(ids[i]));
+    outside += !(out[i] == ids[i] || std::find(n.begin(), n.end(), static_cast<std::uint32_t>(out[i])) != n.end());
+    if (n.size() == 2) {
+      ++eligible_two;
+      changed_two += out[i] != ids[i];
+    }
+  }
+  CHECK(outside == 0);
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < ids.size(); ++i) differ += out[i] != ids[i];
+  CHECK(changed == differ);
+  const double rate = double(changed_two) / double(eligible_two), se = std::sqrt(2.0 / 9.0 / double(eligible_two));
+  CHECK(std::abs(rate - 2.0 / 3.0) < 3 * se);
+
+  // CoSDA-ML with two 250k dictionaries (the table and its shift by one): every replacement is a translation.
+  std::vector<std::uint32_t> offsets(N + 1), shifted(N);
+  for (std::uint32_t i = 0; i <= N; ++i) offsets[i] = i;
+  for (std::uint32_t i = 0; i < N; ++i) shifted[i] = (i + 2) % N;
+  const CodeSwitchSampler cs({table, IdTable(offsets, shifted)}, CodeSwitchOptions{1.0, 1.0});
+  cs.sample(ids.data(), ids.size(), out.data(), 12, 0, 0);
+  std::size_t not_translations = 0;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const auto w = static_cast<std::uint32_t>(ids[i]);
+    const auto n = expected_row(w);
+    const auto o = static_cast<std::uint32_t>(out[i]);
+    not_translations += !(o == (w + 2) % N || std::find(n.begin(), n.end(), o) != n.end());
+  }
+  CHECK(not_translations == 0);
 }

@@ -52,6 +52,13 @@ class FormatError : public Error {
   using Error::Error;
 };
 
+// A computation would need more memory than the budget set with robustxlt::set_memory_budget allows;
+// thrown before anything is allocated (see core/memory.hpp).
+class MemoryBudgetError : public Error {
+ public:
+  using Error::Error;
+};
+
 namespace detail {
 
 template <class... Args>

@@ -191,12 +191,18 @@ class SafetensorsReader {
       r.dtype = parse_dtype(name, dt->get<std::string>());
       const auto sh = v.find("shape");
       if (sh == v.end() || !sh->is_array()) fail("tensor '", name, "': missing array field 'shape'");
-      std::size_t numel = 1;
+      // span: the product of the non-zero extents. Tensors index with signed strides, so even an empty
+      // tensor ([0, 2^40, 2^40]) must have extents whose product fits in std::ptrdiff_t.
+      std::size_t numel = 1, span = 1;
       for (const auto& d : *sh) {
         bool ok = true;
         const std::size_t s = to_size(d, ok);
         if (!ok) fail("tensor '", name, "': shape entries must be non-negative integers, got ", d.dump());
-        if (s != 0 && numel > std::numeric_limits<std::size_t>::max() / s) fail("tensor '", name, "': shape overflows");
+        const std::size_t extent = s == 0 ? 1 : s;
+        if (span > static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max()) / extent)
+          fail("tensor '", name, "': shape ", sh->dump(), " overflows (the product of its extents exceeds ",
+               std::numeric_limits<std::ptrdiff_t>::max(), ")");
+        span *= extent;
         numel *= s;
         r.shape.push_back(s);
       }

@@ -87,14 +87,16 @@ struct TransformerConfig {
     };
     auto size_field = [&](const char* key, std::size_t& out) {
       if (const auto* v = get(key)) {
+        // Digits only: stoull alone would accept leading spaces and a sign, and wrap " -1" to 2^64 - 1.
+        const bool digits = !v->empty() && v->find_first_not_of("0123456789") == std::string::npos;
         std::size_t pos = 0;
         unsigned long long x = 0;
         try {
-          x = std::stoull(*v, &pos);
+          if (digits) x = std::stoull(*v, &pos);
         } catch (const std::exception&) {
           pos = 0;
         }
-        if (pos == 0 || pos != v->size() || (*v)[0] == '-')
+        if (!digits || pos != v->size())
           detail::fail<FormatError>("TransformerConfig metadata: '", key, "' must be a non-negative integer, got '", *v, "'");
         out = static_cast<std::size_t>(x);
       }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "robustxlt/core/error.hpp"
+#include "robustxlt/core/memory.hpp"
 #include "robustxlt/core/random.hpp"
 #include "robustxlt/core/simd.hpp"
 #include "robustxlt/core/tensor.hpp"
@@ -40,10 +41,12 @@ class TransformerClassifier {
   using scalar_type = T;
 
   // Builds the model and initialises it from seed: N(0, init_std) for matrices and tables, zero biases,
-  // unit layer-norm scales. Throws InvalidArgument when the config is invalid.
+  // unit layer-norm scales. Throws InvalidArgument when the config is invalid, MemoryBudgetError (before
+  // allocating) when parameter_bytes(config) exceeds memory_budget().
   explicit TransformerClassifier(const TransformerConfig& config, std::uint64_t seed = 0)
       : cfg_(config), dropout_seed_(seed ^ 0x5eedd00dULL) {
     cfg_.validate();
+    check_memory_budget("TransformerClassifier", "the parameters and gradients of this config", parameter_bytes(cfg_));
     const std::size_t D = cfg_.dim, F = cfg_.ff_dim;
     tok_ = params_.add("tok_embeddings.weight", {cfg_.vocab_size, D});
     pos_ = params_.add("pos_embeddings.weight", {cfg_.max_positions, D});
@@ -166,6 +169,9 @@ class TransformerClassifier {
     detail::check_shape("backward", "dlogits", dlogits.shape(), std::array<std::size_t, 2>{B_, cfg_.num_classes});
     if (!simd::all_finite(dlogits.size(), dlogits.data()))
       detail::fail<NumericError>("backward: dlogits must be finite, got NaN or Inf");
+    const std::size_t need = detail::saturating_add(forward_bytes_for(B_, T_, dropout_active_at_forward()), backward_bytes(B_, T_));
+    if (need > memory_budget())  // the message is formatted only when it is needed
+      check_memory_budget("backward", detail::concat("activations and gradients of a batch of shape [", B_, ", ", T_, "]"), need);
     run_backward(dlogits.data(), parameter_gradients);
   }
 
@@ -182,6 +188,53 @@ class TransformerClassifier {
     ce.backward(dlogits_);
     backward(dlogits_);
     return loss;
+  }
+
+  // Bytes of the parameter and gradient buffers of a model with this config (each parameter padded to
+  // 64 bytes); saturates at SIZE_MAX instead of overflowing for absurd configs.
+  static std::size_t parameter_bytes(const TransformerConfig& c) noexcept {
+    using detail::saturating_add, detail::saturating_mul;
+    const std::size_t D = c.dim, F = c.ff_dim;
+    std::size_t elems = 0, count = 0;
+    auto param = [&](std::size_t rows, std::size_t cols) {
+      elems = saturating_add(elems, saturating_mul(rows, cols));
+      ++count;
+    };
+    param(c.vocab_size, D);
+    param(c.max_positions, D);
+    if (c.type_vocab_size > 0) param(c.type_vocab_size, D);
+    if (c.embedding_layer_norm) param(1, D), param(1, D);
+    const std::size_t layer = saturating_add(
+        saturating_add(saturating_mul(saturating_mul(4, D), D), saturating_mul(saturating_mul(2, D), F)),
+        saturating_add(saturating_mul(9, D), F));
+    elems = saturating_add(elems, saturating_mul(c.layers, layer));
+    count = saturating_add(count, saturating_mul(c.layers, 12));
+    if (c.pre_ln) param(1, D), param(1, D);
+    param(c.num_classes, D);
+    param(1, c.num_classes);
+    const std::size_t padded = saturating_add(elems, saturating_mul(count, 64 / sizeof(T)));
+    return saturating_mul(saturating_mul(2, padded), sizeof(T));
+  }
+
+  // Bytes that forward keeps for a batch of B sequences of length T in the current mode (training mode adds
+  // the dropout masks): every activation backward needs, the mask and segment bookkeeping and the copy of
+  // the ids. forward and forward_embeddings throw MemoryBudgetError before allocating anything when this
+  // exceeds memory_budget(). Saturates at SIZE_MAX.
+  std::size_t forward_bytes(std::size_t B, std::size_t Tn) const noexcept {
+    return forward_bytes_for(B, Tn, dropout_active());
+  }
+
+  // Scratch bytes that backward adds on top of forward_bytes for the same batch (gradient buffers of every
+  // activation kind, the input gradient, the per-thread attention scratch). backward throws
+  // MemoryBudgetError before allocating when forward_bytes + backward_bytes exceeds memory_budget().
+  std::size_t backward_bytes(std::size_t B, std::size_t Tn) const noexcept {
+    using detail::saturating_add, detail::saturating_mul;
+    const std::size_t N = saturating_mul(B, Tn), ND = saturating_mul(N, cfg_.dim), NF = saturating_mul(N, cfg_.ff_dim);
+    std::size_t e = saturating_mul(B, saturating_add(cfg_.dim, cfg_.num_classes));  // d pooled, dlogits
+    e = saturating_add(e, saturating_mul(8, ND));  // d_a, d_b, d_c, d_att, d_qkv (3), input gradient
+    e = saturating_add(e, saturating_mul(2, NF));  // d_act, d_ff1
+    e = saturating_add(e, saturating_mul(static_cast<std::size_t>(num_threads()), saturating_mul(Tn, Tn)));
+    return saturating_mul(e, sizeof(T));
   }
 
   // Model FLOPs of one forward pass for a batch of B sequences of length T (matrix products only);
@@ -236,10 +289,33 @@ class TransformerClassifier {
     }
   }
 
-  // Validates mask and segments for a [B, T] batch and sizes every buffer.
+  std::size_t forward_bytes_for(std::size_t B, std::size_t Tn, bool drop) const noexcept {
+    using detail::saturating_add, detail::saturating_mul;
+    const std::size_t N = saturating_mul(B, Tn), D = cfg_.dim, F = cfg_.ff_dim, L = cfg_.layers;
+    const std::size_t ND = saturating_mul(N, D), NF = saturating_mul(N, F);
+    const std::size_t BHTT = saturating_mul(saturating_mul(B, cfg_.heads), saturating_mul(Tn, Tn));
+    // Elements of T, buffer by buffer as prepare sizes them.
+    std::size_t e = saturating_add(saturating_mul(drop ? 3 : 2, ND), saturating_mul(2, N));  // input, emb_sum (+drop), mean, rstd
+    e = saturating_add(e, saturating_mul(L + 1, ND));                                          // residual stream
+    std::size_t layer = saturating_add(saturating_mul(drop ? 3 : 1, BHTT), saturating_mul(4, N));  // probs (+drop, mask); LN stats
+    // qkv (3), att, att_proj, res1, ln1, ff2, then ln2 (pre-LN) or res2 (post-LN); dropout adds drop1, drop2.
+    layer = saturating_add(layer, saturating_mul(drop ? 11 : 9, ND));
+    layer = saturating_add(layer, saturating_mul(drop ? 3 : 2, NF));                            // ff1, act (+drop)
+    e = saturating_add(e, saturating_mul(L, layer));
+    if (cfg_.pre_ln) e = saturating_add(e, saturating_add(ND, saturating_mul(2, N)));          // final norm
+    e = saturating_add(e, saturating_mul(B, saturating_add(D, cfg_.num_classes)));              // pooled, logits
+    // key_valid (1 byte), segments and ids (8 bytes each) per position; valid counts per sequence.
+    const std::size_t book = saturating_add(saturating_mul(N, 1 + sizeof(std::size_t) + sizeof(std::int64_t)),
+                                            saturating_mul(B, sizeof(std::size_t)));
+    return saturating_add(saturating_mul(e, sizeof(T)), book);
+  }
+
+  // Validates mask and segments for a [B, T] batch and sizes every buffer; checks the memory budget first.
   void prepare(std::size_t B, std::size_t Tn, const TokenBatch& batch, const char* where) {
     if (Tn > cfg_.max_positions)
       detail::fail(where, ": sequence length must be <= max_positions ", cfg_.max_positions, ", got ", Tn);
+    if (const std::size_t need = forward_bytes(B, Tn); need > memory_budget())
+      check_memory_budget(where, detail::concat("activations of a batch of shape [", B, ", ", Tn, "]"), need);
     const std::size_t N = B * Tn;
     key_valid_.assign(N, 1);
     if (batch.mask.size() != 0) {

@@ -179,6 +179,10 @@ inline WordLists parse_neighbours_json(std::string_view text, const std::string&
     doc = nlohmann::json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::parse_error& e) {
     detail::format_error("json", source, detail::line_of(text, e.byte == 0 ? 0 : e.byte - 1), e.what());
+  } catch (const nlohmann::json::exception& e) {
+    // Valid syntax the parser still refuses, e.g. a number beyond the range of double (1e400); it reports
+    // no position, the message quotes the number.
+    robustxlt::detail::fail<FormatError>("json '", source, "': ", e.what());
   }
   if (!doc.is_object()) {
     const std::size_t first = text.find_first_not_of(" \t\r\n");
