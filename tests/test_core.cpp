@@ -411,6 +411,14 @@ TEST_CASE_TEMPLATE("Rng::fill_normal: chi-square of values, angles and radii, ta
     Rng(5, 6).fill_normal(shorter.data(), m);
     CHECK(std::equal(shorter.begin(), shorter.end(), longer.begin()));
   }
+  // An empty fill draws nothing; a non-empty one draws exactly one value of the stream to seed its lanes.
+  Rng r0(11), r1(11), r2(11);
+  r0.fill_normal(z.data(), 0);
+  CHECK(r0() == r1());
+  r0.fill_normal(z.data(), 3);
+  r2();
+  r2();
+  CHECK(r0() == r2());
   // add_normal adds exactly the values fill_normal writes, scaled.
   for (std::size_t m : {5u, 64u, 70u}) {
     std::vector<T> y(m), expect(m), draws(m);

@@ -178,15 +178,16 @@ class Rng {
     }
   }
 
-  // Fills out[0..n) with standard normal draws. One 64-bit draw of this stream seeds eight xoshiro256**
-  // generators stepped together in SIMD registers (detail::XoshiroLanes); their uniforms go through a
-  // vectorised Box-Muller transform in blocks of 32 floats or 16 doubles (detail::normal_block), so the
-  // values depend only on the stream and n, not on the thread count, and the first m values of a fill of n
-  // are those of a fill of m. Uniforms have 24 bits (float) or 52 bits (double) and the radius uses
-  // u in (0, 1], so |z| <= sqrt(2 * 24 ln 2) = 5.77 for float and sqrt(2 * 52 ln 2) = 8.49 for double
-  // (probabilities beyond those bounds, 8e-9 and 6e-17, are not drawn). Float uses simd::log_positive and
-  // simd::sincos_2pi (errors of a few float roundings), double the accurate xsimd functions. The bits are
-  // the same for every instruction set up to rounding differences between FMA and separate multiply-add.
+  // Fills out[0..n) with standard normal draws. One 64-bit draw of this stream (none when n is 0) seeds
+  // eight xoshiro256** generators stepped together in SIMD registers (detail::XoshiroLanes); their
+  // uniforms go through a vectorised Box-Muller transform in blocks of 32 floats or 16 doubles
+  // (detail::NormalBlock), so the values depend only on the stream and n, not on the thread count, and
+  // the first m values of a fill of n are those of a fill of m. Uniforms have 24 bits (float) or 52 bits
+  // (double) and the radius uses u in (0, 1], so |z| <= sqrt(2 * 24 ln 2) = 5.77 for float and
+  // sqrt(2 * 52 ln 2) = 8.49 for double (the normal probabilities beyond, 8e-9 and 2e-17, are never
+  // drawn). Float uses simd::log_positive and simd::sincos_octant (within 2.5e-7 of the exact values),
+  // double the accurate xsimd log and sincos. The lanes, and so the uniforms, are the same on every
+  // instruction set; the normals may differ there in the last bits (FMA against separate multiply-add).
   template <class T>
   void fill_normal(T* out, std::size_t n) noexcept {
     for_each_normal_block<T>(n, [out](std::size_t i, std::size_t j, const simd::batch<T>& z) { z.store_unaligned(out + i + j); },
@@ -229,6 +230,7 @@ class Rng {
   void for_each_normal_block(std::size_t n, Full&& full, One&& one) noexcept {
     using Block = detail::NormalBlock<T>;
     constexpr std::size_t W = simd::width<T>;
+    if (n == 0) return;  // leaves the stream where it was
     detail::XoshiroLanes lanes((*this)());
     simd::batch<T> c[Block::batches], s[Block::batches];
     std::size_t i = 0;
