@@ -337,10 +337,10 @@ TEST_CASE("simd::sincos_octant: every generator angle and a sweep of [-pi/4, pi/
       if (rs != 0) worst_rel = std::max({worst_rel, es / std::abs(rs), ec / rc});
     }
   };
-  // The generator's angles: (k + 1/2) (pi/4) / 2^21, k = 0..2^21 - 1, computed as it computes them.
-  const float step = 0.785398163397448310f / 2097152.0f, half_step = 0.785398163397448310f / 4194304.0f;
-  for (std::uint32_t k = 0; k < (1u << 21); k += W) {
-    for (std::size_t l = 0; l < W; ++l) in[l] = std::fma(float(k + l), step, half_step);
+  // The generator's angles: (k + 1/2) (pi/4) / 2^21, k = -2^21..2^21 - 1, computed as it computes them.
+  const float step = detail::NormalBlock<float>::angle_step;
+  for (std::int32_t k = -(1 << 21); k < (1 << 21); k += std::int32_t(W)) {
+    for (std::size_t l = 0; l < W; ++l) in[l] = std::fma(float(k + std::int32_t(l)), step, step / 2);
     check();
   }
   // 2^20 + 1 evenly spaced points of [-pi/4, pi/4], endpoints included.

@@ -77,10 +77,11 @@ struct NormalBlock<float> {
   static constexpr std::size_t half = 2 * XoshiroLanes::lanes, size = 2 * half, batches = XoshiroLanes::batches;
   static_assert(simd::width<float> * batches == half, "NormalBlock<float>: float batches must be twice 64-bit ones");
 
-  // The angle word w gives the point (cos t, sin t) of the unit circle through its octant: t = (k + 1/2)
-  // (pi/4) / 2^21 in (0, pi/4) from bits 8..28, then bit 29 swaps the two coordinates and bits 31 and 30
-  // set their signs. The eight images of the first octant under these reflections tile the circle, so
-  // the angle is uniform over 2^24 values per turn, as sin/cos of 2 pi u with a 24-bit u would be.
+  // The angle word w gives the point (cos t, sin t) of the unit circle in one of four quarter turns:
+  // t = (k + 1/2) (pi/4) / 2^21 in (-pi/4, pi/4) for the signed 22-bit integer k in bits 10..31, then bit 9
+  // swaps the two coordinates (the quarter around pi/2) and bit 8 negates both (the quarters around pi
+  // and 3 pi/2). The four images of (-pi/4, pi/4) tile the circle, so the angle is uniform over 2^24
+  // values per turn, as sin/cos of 2 pi u with a 24-bit u would be. The negation is applied to the radius.
   static void next(XoshiroLanes& lanes, simd::batch<float>* c, simd::batch<float>* s) noexcept {
     using bu = xsimd::batch<std::uint32_t>;
     using bi = xsimd::batch<std::int32_t>;
@@ -89,20 +90,22 @@ struct NormalBlock<float> {
     lanes.next(a);
     lanes.next(b);
     const bf ulp(1.0f / 16777216.0f), m2(-2.0f);
-    const bf step(0.785398163397448310f / 2097152.0f), half_step(0.785398163397448310f / 4194304.0f);
-    const bu sign_bit(0x80000000u);
+    const bf step(angle_step), half_step(angle_step / 2);
     for (std::size_t j = 0; j < batches; ++j) {
       const auto wa = xsimd::bitwise_cast<bu>(a[j]), wb = xsimd::bitwise_cast<bu>(b[j]);
       const bf u1 = xsimd::fma(xsimd::batch_cast<float>(xsimd::bitwise_cast<bi>(wa >> 8)), ulp, ulp);  // (k + 1) / 2^24
       const bf r = xsimd::sqrt(m2 * simd::log_positive(u1));
-      const bf k = xsimd::batch_cast<float>(xsimd::bitwise_cast<bi>((wb >> 8) & bu(0x1fffffu)));
+      const bf k = xsimd::batch_cast<float>(xsimd::bitwise_cast<bi>(wb) >> 10);  // arithmetic: signed
       const auto sc = simd::sincos_octant(xsimd::fma(k, step, half_step));
-      const auto swap = xsimd::bitwise_cast<bf>(xsimd::bitwise_cast<bi>(wb << 2) >> 31);
+      const auto swap = xsimd::bitwise_cast<bf>(xsimd::bitwise_cast<bi>(wb << 22) >> 31);
       const bf d = (sc.first ^ sc.second) & swap;
-      c[j] = (r ^ xsimd::bitwise_cast<bf>(wb & sign_bit)) * (sc.second ^ d);
-      s[j] = (r ^ xsimd::bitwise_cast<bf>((wb << 1) & sign_bit)) * (sc.first ^ d);
+      const bf rs = r ^ xsimd::bitwise_cast<bf>((wb << 23) & bu(0x80000000u));
+      c[j] = rs * (sc.second ^ d);
+      s[j] = rs * (sc.first ^ d);
     }
   }
+
+  static constexpr float angle_step = 0.785398163397448310f / 2097152.0f;  // (pi/4) / 2^21
 };
 
 template <>
