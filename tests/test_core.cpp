@@ -321,13 +321,13 @@ TEST_CASE("simd::log_positive: every generator input and a sweep of all positive
   CHECK(worst < 2.5e-7);
 }
 
-TEST_CASE("simd::sincos_octant: every generator angle and a sweep of [-pi/4, pi/4]") {
+TEST_CASE("simd::sincos_pi4: every generator angle and a sweep of [-pi/4, pi/4]") {
   using bf = simd::batch<float>;
   constexpr std::size_t W = simd::width<float>;
   std::vector<float> in(W), so(W), co(W);
   double worst_abs = 0, worst_rel = 0;
   auto check = [&] {
-    const auto sc = simd::sincos_octant(bf::load_unaligned(in.data()));
+    const auto sc = simd::sincos_pi4(bf::load_unaligned(in.data()));
     sc.first.store_unaligned(so.data());
     sc.second.store_unaligned(co.data());
     for (std::size_t l = 0; l < W; ++l) {

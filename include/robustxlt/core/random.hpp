@@ -96,7 +96,7 @@ struct NormalBlock<float> {
       const bf u1 = xsimd::fma(xsimd::batch_cast<float>(xsimd::bitwise_cast<bi>(wa >> 8)), ulp, ulp);  // (k + 1) / 2^24
       const bf r = xsimd::sqrt(m2 * simd::log_positive(u1));
       const bf k = xsimd::batch_cast<float>(xsimd::bitwise_cast<bi>(wb) >> 10);  // arithmetic: signed
-      const auto sc = simd::sincos_octant(xsimd::fma(k, step, half_step));
+      const auto sc = simd::sincos_pi4(xsimd::fma(k, step, half_step));
       const auto swap = xsimd::bitwise_cast<bf>(xsimd::bitwise_cast<bi>(wb << 22) >> 31);
       const bf d = (sc.first ^ sc.second) & swap;
       const bf rs = r ^ xsimd::bitwise_cast<bf>((wb << 23) & bu(0x80000000u));
@@ -188,7 +188,7 @@ class Rng {
   // the first m values of a fill of n are those of a fill of m. Uniforms have 24 bits (float) or 52 bits
   // (double) and the radius uses u in (0, 1], so |z| <= sqrt(2 * 24 ln 2) = 5.77 for float and
   // sqrt(2 * 52 ln 2) = 8.49 for double (the normal probabilities beyond, 8e-9 and 2e-17, are never
-  // drawn). Float uses simd::log_positive and simd::sincos_octant (within 2.5e-7 of the exact values),
+  // drawn). Float uses simd::log_positive and simd::sincos_pi4 (within 2.5e-7 of the exact values),
   // double the accurate xsimd log and sincos. The lanes, and so the uniforms, are the same on every
   // instruction set; the normals may differ there in the last bits (FMA against separate multiply-add).
   template <class T>

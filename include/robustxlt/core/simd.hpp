@@ -329,7 +329,7 @@ inline batch<float> log_positive(const batch<float>& x) noexcept {
 // sin x and cos x for |x| <= pi/4 (the normal generator draws its angles there and maps them to the
 // other quarter turns with random bits): sin summed to x^9, cos to x^8 (neglected terms below 2e-9 and
 // 3e-8). Returns {sin, cos}.
-inline std::pair<batch<float>, batch<float>> sincos_octant(const batch<float>& x) noexcept {
+inline std::pair<batch<float>, batch<float>> sincos_pi4(const batch<float>& x) noexcept {
   const batch<float> z = x * x;
   batch<float> ps = xsimd::fma(z, batch<float>(1.0f / 362880), batch<float>(-1.0f / 5040));
   ps = xsimd::fma(ps, z, batch<float>(1.0f / 120));
