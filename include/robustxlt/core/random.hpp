@@ -66,9 +66,9 @@ class XoshiroLanes {
 };
 
 // One block of standard normals from two steps of the lanes: the first step gives the radius uniforms
-// u1 in (0, 1], the second the angle uniforms u2 in [0, 1); the block holds r cos(2 pi u2) in its first
-// half and r sin(2 pi u2) in its second, r = sqrt(-2 ln u1). Float uses both 32-bit halves of each 64-bit
-// output (top 24 bits of each: 32 values per block), double one output per value (top 52 bits: 16).
+// u1 in (0, 1], the second the uniform angles t; the block holds r cos t in its first half and r sin t in
+// its second, r = sqrt(-2 ln u1). Float uses both 32-bit halves of each 64-bit output (24 bits of each:
+// 32 values per block), double one output per value (top 52 bits, t = 2 pi u2: 16 values per block).
 template <class T>
 struct NormalBlock;
 
