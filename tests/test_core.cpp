@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <robustxlt/core.hpp>
@@ -471,4 +472,156 @@ TEST_CASE("safetensors regression: an empty tensor whose other extents overflow 
   const SafetensorsReader r(img2, "f");
   CHECK(r.tensor<float, 3>("t").size() == 0);
   CHECK(r.tensor<float, 3>("t").shape()[2] == 5);
+}
+
+// The float normal generator's own log and sin/cos, checked against the double-precision C library on
+// every input the generator can give them, and on sweeps of their whole documented domains.
+TEST_CASE("simd::log_positive: every generator input and a sweep of all positive normal floats") {
+  using bf = simd::batch<float>;
+  constexpr std::size_t W = simd::width<float>;
+  std::vector<float> in(W), out(W);
+  double worst = 0;
+  float worst_at = 0;
+  auto check = [&](std::size_t m) {  // the first m of in[] are valid
+    simd::log_positive(bf::load_unaligned(in.data())).store_unaligned(out.data());
+    for (std::size_t l = 0; l < m; ++l) {
+      const double ref = std::log(double(in[l]));
+      const double err = ref == 0 ? std::abs(double(out[l])) : std::abs(double(out[l]) - ref) / std::abs(ref);
+      if (!(err <= worst)) {  // also catches NaN
+        worst = std::isnan(err) ? 1e9 : err;
+        worst_at = in[l];
+      }
+    }
+  };
+  const std::uint32_t top = 1u << 24;  // the radius uniforms are k / 2^24, k = 1..2^24
+  for (std::uint32_t k = 1; k <= top; k += W) {
+    const std::size_t m = std::min<std::size_t>(W, top - k + 1);
+    for (std::size_t l = 0; l < W; ++l) in[l] = float(std::min<std::uint32_t>(k + std::uint32_t(l), top)) / float(top);
+    check(m);
+  }
+  INFO("worst relative error ", worst, " at ", worst_at);
+  CHECK(worst < 2.5e-7);
+  worst = 0;
+  // Every 251st bit pattern from the smallest to the largest positive normal float.
+  for (std::uint64_t b = 0x00800000u; b <= 0x7f7fffffu; b += 251 * W) {
+    std::size_t m = 0;
+    for (std::size_t l = 0; l < W; ++l) {
+      const std::uint64_t bits = std::min<std::uint64_t>(b + 251 * l, 0x7f7fffffu);
+      m += b + 251 * l <= 0x7f7fffffu;
+      const auto u = static_cast<std::uint32_t>(bits);
+      std::memcpy(&in[l], &u, sizeof u);
+    }
+    check(m);
+  }
+  INFO("worst relative error ", worst, " at ", worst_at);
+  CHECK(worst < 2.5e-7);
+}
+
+TEST_CASE("simd::sincos_pi4: every generator angle and a sweep of [-pi/4, pi/4]") {
+  using bf = simd::batch<float>;
+  constexpr std::size_t W = simd::width<float>;
+  std::vector<float> in(W), so(W), co(W);
+  double worst_abs = 0, worst_rel = 0;
+  auto check = [&] {
+    const auto sc = simd::sincos_pi4(bf::load_unaligned(in.data()));
+    sc.first.store_unaligned(so.data());
+    sc.second.store_unaligned(co.data());
+    for (std::size_t l = 0; l < W; ++l) {
+      const double x = in[l], rs = std::sin(x), rc = std::cos(x);
+      const double es = std::abs(double(so[l]) - rs), ec = std::abs(double(co[l]) - rc);
+      worst_abs = std::max({worst_abs, es, ec, std::isnan(es + ec) ? 1.0 : 0.0});
+      if (rs != 0) worst_rel = std::max({worst_rel, es / std::abs(rs), ec / rc});
+    }
+  };
+  // The generator's angles: (k + 1/2) (pi/4) / 2^21, k = -2^21..2^21 - 1, computed as it computes them.
+  const float step = detail::NormalBlock<float>::angle_step;
+  for (std::int32_t k = -(1 << 21); k < (1 << 21); k += std::int32_t(W)) {
+    for (std::size_t l = 0; l < W; ++l) in[l] = std::fma(float(k + std::int32_t(l)), step, step / 2);
+    check();
+  }
+  // 2^20 + 1 evenly spaced points of [-pi/4, pi/4], endpoints included.
+  const std::size_t points = (1u << 20) + 1;
+  for (std::size_t i = 0; i < points; i += W) {
+    for (std::size_t l = 0; l < W; ++l)
+      in[l] = float(-0.785398163397448310 + 1.570796326794896619 * double(std::min(i + l, points - 1)) / double(points - 1));
+    check();
+  }
+  INFO("worst absolute error ", worst_abs, ", worst relative error ", worst_rel);
+  CHECK(worst_abs < 1.5e-7);
+  CHECK(worst_rel < 2.5e-7);
+}
+
+namespace {
+// Pearson's statistic of counts against equal expected counts.
+double chi_square_uniform(const std::vector<std::size_t>& counts, std::size_t n) {
+  const double e = double(n) / double(counts.size());
+  double x2 = 0;
+  for (std::size_t c : counts) x2 += (double(c) - e) * (double(c) - e) / e;
+  return x2;
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("Rng::fill_normal: chi-square of values, angles and radii, tails, bounds and prefixes", T, float, double) {
+  const std::size_t n = 1000000;
+  std::vector<T> z(n);
+  Rng(2025, 7, 1).fill_normal(z.data(), n);
+  // 100 bins of equal probability under the normal CDF; 99 degrees of freedom, 99.9% point 148.2.
+  std::vector<std::size_t> bins(100, 0);
+  std::size_t beyond4 = 0;
+  double max_abs = 0;
+  for (T v : z) {
+    const double cdf = 0.5 * std::erfc(-double(v) / std::sqrt(2.0));
+    ++bins[std::min<std::size_t>(99, static_cast<std::size_t>(cdf * 100))];
+    beyond4 += std::abs(v) > 4;
+    max_abs = std::max(max_abs, std::abs(double(v)));
+  }
+  const double x2 = chi_square_uniform(bins, n);
+  INFO("chi-square of the values ", x2, ", |z| > 4: ", beyond4, ", max |z| ", max_abs);
+  CHECK(x2 < 148.2);
+  // P(|Z| > 4) = 6.334e-5: 63.3 expected, within 5 standard errors.
+  CHECK(std::abs(double(beyond4) - 6.334e-5 * n) < 5 * std::sqrt(6.334e-5 * n));
+  // The documented bound: sqrt(-2 ln 2^-24) for float, sqrt(-2 ln 2^-52) for double.
+  CHECK(max_abs <= (std::is_same_v<T, float> ? 5.7684 : 8.4905));
+  // Box-Muller pairs: value i of a block's first half and value i of its second half share one radius and
+  // one angle. The angle must be uniform (64 bins, 99.9% point of chi-square(63) = 103.4) and r^2/2
+  // exponential (CDF 1 - exp(-r^2/2) in 50 bins, 99.9% point of chi-square(49) = 85.4).
+  constexpr std::size_t block = detail::NormalBlock<T>::size, half = detail::NormalBlock<T>::half;
+  std::vector<std::size_t> angles(64, 0), radii(50, 0);
+  std::size_t pairs = 0;
+  for (std::size_t b = 0; b + block <= n; b += block)
+    for (std::size_t i = 0; i < half; ++i, ++pairs) {
+      const double c = z[b + i], s = z[b + half + i];
+      const double a = (std::atan2(s, c) + M_PI) / (2 * M_PI);
+      ++angles[std::min<std::size_t>(63, static_cast<std::size_t>(a * 64))];
+      ++radii[std::min<std::size_t>(49, static_cast<std::size_t>((1 - std::exp(-(c * c + s * s) / 2)) * 50))];
+    }
+  const double xa = chi_square_uniform(angles, pairs), xr = chi_square_uniform(radii, pairs);
+  INFO("chi-square of the angles ", xa, ", of the radii ", xr);
+  CHECK(xa < 103.4);
+  CHECK(xr < 85.4);
+  // A fill of m values is the first m values of a longer fill from the same stream, whatever m.
+  std::vector<T> longer(1000);
+  Rng(5, 6).fill_normal(longer.data(), longer.size());
+  for (std::size_t m : {1u, 15u, 16u, 17u, 31u, 32u, 33u, 100u, 999u}) {
+    std::vector<T> shorter(m);
+    Rng(5, 6).fill_normal(shorter.data(), m);
+    CHECK(std::equal(shorter.begin(), shorter.end(), longer.begin()));
+  }
+  // An empty fill draws nothing; a non-empty one draws exactly one value of the stream to seed its lanes.
+  Rng r0(11), r1(11), r2(11);
+  r0.fill_normal(z.data(), 0);
+  CHECK(r0() == r1());
+  r0.fill_normal(z.data(), 3);
+  r2();
+  r2();
+  CHECK(r0() == r2());
+  // add_normal adds exactly the values fill_normal writes, scaled.
+  for (std::size_t m : {5u, 64u, 70u}) {
+    std::vector<T> y(m), expect(m), draws(m);
+    for (std::size_t i = 0; i < m; ++i) y[i] = expect[i] = T(0.25) * T(i);
+    Rng(8).fill_normal(draws.data(), m);
+    for (std::size_t i = 0; i < m; ++i) expect[i] += T(0.5) * draws[i];
+    Rng(8).add_normal(T(0.5), y.data(), m);
+    for (std::size_t i = 0; i < m; ++i) CHECK(double(y[i]) == doctest::Approx(double(expect[i])).epsilon(1e-6));
+  }
 }

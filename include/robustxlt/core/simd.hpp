@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <utility>
 #include <xsimd/xsimd.hpp>
 
 namespace robustxlt::simd {
@@ -299,29 +301,43 @@ void layer_norm_row_backward_params(std::size_t d, const T* x, const T* dout, T 
   }
 }
 
-// Box-Muller over pairs of blocks, in place: x holds n uniforms in (0, 1]; afterwards n standard normals.
-// Blocks of W values pair up (u1 from the first block, u2 from the second); an odd tail uses the scalar
-// transform with a pair drawn from the same buffer, and a final single value is left to the caller.
-template <class T>
-std::size_t box_muller_inplace(std::size_t n, T* x) noexcept {
-  constexpr std::size_t W = width<T>;
-  const T two_pi = T(6.283185307179586476925286766559);
-  const batch<T> m2(T(-2)), vtp(two_pi);
-  std::size_t i = 0;
-  for (; i + 2 * W <= n; i += 2 * W) {
-    const auto u1 = batch<T>::load_unaligned(x + i), u2 = batch<T>::load_unaligned(x + i + W);
-    const auto r = xsimd::sqrt(m2 * xsimd::log(u1));
-    const auto sc = xsimd::sincos(vtp * u2);
-    (r * sc.second).store_unaligned(x + i);
-    (r * sc.first).store_unaligned(x + i + W);
-  }
-  for (; i + 2 <= n; i += 2) {
-    const T r = std::sqrt(T(-2) * std::log(x[i]));
-    const T a = two_pi * x[i + 1];
-    x[i] = r * std::cos(a);
-    x[i + 1] = r * std::sin(a);
-  }
-  return i;  // number of values transformed (n or n - 1)
+// ---------------------------------------------------------------------------------------------------------
+// Fast float logarithm and sine/cosine for the normal generator (core/random.hpp). Both use truncated Taylor
+// series whose neglected terms are below float rounding on the reduced interval, so the error is a few
+// rounding steps; tests/test_core.cpp checks them exhaustively on every input the generator can produce.
+
+// Natural logarithm of positive normal floats (2^-126 <= x < inf; 0, subnormals, infinities and NaN are not
+// handled). x = 2^e * m with m in [sqrt(1/2), sqrt(2)), then ln m = 2 atanh(s), s = (m - 1) / (m + 1),
+// |s| <= 0.1716, summed to s^9 (the first neglected term is below 2e-9 relative).
+inline batch<float> log_positive(const batch<float>& x) noexcept {
+  using bi = xsimd::batch<std::int32_t>;
+  const bi sqrt_half(0x3f3504f3);  // bits of 0.70710677f
+  const bi bits = xsimd::bitwise_cast<bi>(x) - sqrt_half;
+  const bi e = bits >> 23;  // arithmetic shift: the exponent of x relative to the interval above
+  const auto m = xsimd::bitwise_cast<batch<float>>((bits & bi(0x007fffff)) + sqrt_half);
+  const batch<float> f = m - batch<float>(1.0f);  // exact (Sterbenz)
+  const batch<float> s = f / (f + batch<float>(2.0f));
+  const batch<float> z = s * s;
+  batch<float> p = xsimd::fma(z, batch<float>(1.0f / 9), batch<float>(1.0f / 7));
+  p = xsimd::fma(p, z, batch<float>(1.0f / 5));
+  p = xsimd::fma(p, z, batch<float>(1.0f / 3));
+  const batch<float> s2 = s + s;
+  const batch<float> ln_m = xsimd::fma(s2 * z, p, s2);  // 2s (1 + z/3 + z^2/5 + z^3/7 + z^4/9)
+  return xsimd::fma(xsimd::batch_cast<float>(e), batch<float>(0.693147180559945309f), ln_m);
+}
+
+// sin x and cos x for |x| <= pi/4 (the normal generator draws its angles there and maps them to the
+// other quarter turns with random bits): sin summed to x^9, cos to x^8 (neglected terms below 2e-9 and
+// 3e-8). Returns {sin, cos}.
+inline std::pair<batch<float>, batch<float>> sincos_pi4(const batch<float>& x) noexcept {
+  const batch<float> z = x * x;
+  batch<float> ps = xsimd::fma(z, batch<float>(1.0f / 362880), batch<float>(-1.0f / 5040));
+  ps = xsimd::fma(ps, z, batch<float>(1.0f / 120));
+  ps = xsimd::fma(ps, z, batch<float>(-1.0f / 6));
+  batch<float> pc = xsimd::fma(z, batch<float>(1.0f / 40320), batch<float>(-1.0f / 720));
+  pc = xsimd::fma(pc, z, batch<float>(1.0f / 24));
+  pc = xsimd::fma(pc, z, batch<float>(-0.5f));
+  return {xsimd::fma(x * z, ps, x), xsimd::fma(pc, z, batch<float>(1.0f))};
 }
 
 }  // namespace robustxlt::simd

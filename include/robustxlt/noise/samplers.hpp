@@ -250,8 +250,7 @@ void add_embedding_noise(Tensor<T, 3>& x, const M& mask, EmbeddingNoise kind, T 
       T* row = x.data() + (b * Tn + t) * D;
       switch (kind) {
         case EmbeddingNoise::gaussian:
-          rng.fill_normal(buf.data(), D);
-          simd::axpy(D, scale, buf.data(), row);
+          rng.add_normal(scale, row, D);  // the draws of fill_normal(buf, D), added without the buffer
           break;
         case EmbeddingNoise::uniform:
           for (std::size_t d = 0; d < D; ++d) buf[d] = T(2) * rng.uniform<T>() - T(1);
