@@ -204,6 +204,10 @@ struct Trainer {
       }
       model->params().zero_grad();
       float loss = 0;
+      // Adversarial radius ramped up linearly over the first half of training, as is common when
+      // adversarial training starts from an untrained model: with the full radius from step 0 the model
+      // often stays at the constant prediction it starts from.
+      const float eps_now = eps * std::min(1.0f, static_cast<float>(step) / static_cast<float>(std::max<std::size_t>(1, opt.steps / 2)));
       if (recipe == "standard" || recipe == "rs-da" || recipe == "code-switch") {
         loss = model->loss_and_backward(batch, y);
       } else if (recipe == "rs-rp") {
@@ -212,20 +216,22 @@ struct Trainer {
         Tensor<float, 3> delta = xt::zeros<float>({B, kMaxLength, world.dim});
         noise::add_embedding_noise(delta, batch.mask, noise::EmbeddingNoise::gaussian, sigma, seed, step * B, 0);
         loss = model->loss_and_backward(batch, y, {}, &delta);
+      } else if (eps_now == 0.0f) {
+        loss = model->loss_and_backward(batch, y);  // pgd or freelb at step 0 of the ramp
       } else if (recipe == "pgd") {
         nn::ClassifierObjective<float> objective(*model, batch, y);
         perturb::PGDOptions<float> attack;
-        attack.ball = {perturb::Norm::l2, perturb::Granularity::token, eps};
-        attack.alpha = eps / 2;
+        attack.ball = {perturb::Norm::l2, perturb::Granularity::token, eps_now};
+        attack.alpha = eps_now / 2;
         attack.steps = 2;
         loss = perturb::adversarial_training_step(objective, objective.embeddings(), batch.mask, attack).total / 2;
       } else if (recipe == "freelb") {
         nn::ClassifierObjective<float> objective(*model, batch, y);
         perturb::FreeLBOptions<float> fo;
         fo.steps = 3;
-        fo.max_norm = eps * std::sqrt(12.0f);  // per sequence: epsilon per token over a typical 12 tokens
+        fo.max_norm = eps_now * std::sqrt(12.0f);  // per sequence: epsilon per token over a typical 12 tokens
         fo.adv_lr = fo.max_norm / 3;
-        fo.init_magnitude = eps / 10;
+        fo.init_magnitude = eps_now / 10;
         fo.seed = seed * 1000003 + step;
         loss = perturb::freelb(objective, objective.embeddings(), batch.mask, fo).mean_loss;
       } else {
