@@ -169,6 +169,14 @@ class CodeSwitchSampler {
     if (!(opt_.cross >= 0.0 && opt_.cross <= 1.0))
       robustxlt::detail::fail("CodeSwitchSampler: cross must be in [0, 1], got ", opt_.cross);
     if (dicts_.size() > 64) robustxlt::detail::fail("CodeSwitchSampler: at most 64 dictionaries, got ", dicts_.size());
+    // Which languages translate each word, in one array: a sample then reads one entry per word instead of
+    // the row counts of every dictionary.
+    std::size_t rows = 0;
+    for (const auto& d : dicts_) rows = std::max(rows, d.rows());
+    languages_of_.assign(rows, 0);
+    for (std::size_t l = 0; l < dicts_.size(); ++l)
+      for (std::size_t w = 0; w < dicts_[l].rows(); ++w)
+        if (dicts_[l].count(static_cast<std::uint32_t>(w))) languages_of_[w] |= std::uint64_t(1) << l;
   }
 
   std::size_t languages() const noexcept { return dicts_.size(); }
@@ -185,17 +193,12 @@ class CodeSwitchSampler {
       return 0;
     }
     std::size_t changed = 0;
-    const std::size_t L = dicts_.size();
     for (std::size_t i = 0; i < n; ++i) {
       const Id v = ids[i];
       const auto w = static_cast<std::uint32_t>(v);
-      std::uint64_t has = 0;  // bit l: language l translates w
+      const std::uint64_t has = w < languages_of_.size() ? languages_of_[w] : 0;  // bit l: language l translates w
       std::size_t k = 0;
-      for (std::size_t l = 0; l < L; ++l)
-        if (dicts_[l].count(w)) {
-          has |= std::uint64_t(1) << l;
-          ++k;
-        }
+      for (std::uint64_t m = has; m; m &= m - 1) ++k;
       Id r = v;
       if (k && detail::bernoulli(rng, opt_.cross)) {
         std::uint64_t pick = rng.below(k);  // uniform among the languages that translate w
@@ -222,6 +225,7 @@ class CodeSwitchSampler {
  private:
   std::vector<IdTable> dicts_;
   CodeSwitchOptions opt_;
+  std::vector<std::uint64_t> languages_of_;  // [max rows] bit l set when dictionary l translates the word
 };
 
 // ---------------------------------------------------------------------------------------------------------
