@@ -11,14 +11,14 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
-#include <map>
+#include <memory>
 #include <mutex>
 #include <robustxlt/robustxlt.hpp>
 #include <sstream>
@@ -80,7 +80,6 @@ struct Progress {
   std::vector<std::string> lines;  // one per worker
   double total_work = 0, done_work = 0;
   std::size_t runs_done = 0, runs_total = 0;
-  double examples_per_second = 0;
 };
 
 double recipe_cost(const std::string& r) {  // forward/backward passes per step, relative to standard
