@@ -26,14 +26,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  nn::TransformerConfig cfg;
-  cfg.vocab_size = 200;
-  cfg.max_positions = 32;
-  cfg.dim = 64;
-  cfg.heads = 4;
-  cfg.ff_dim = 128;
-  cfg.layers = 2;
-  cfg.pooling = nn::Pooling::mean;
+  const nn::TransformerConfig cfg = word_order_task::model_config();
   const std::size_t T = 24, B = 32;
 
   // The attack used for training (PGD) and for evaluation: L2 per token with radius 0.05, about a third of a

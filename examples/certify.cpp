@@ -90,7 +90,7 @@ std::vector<Example> generate(std::size_t count, std::uint64_t seed) {
   Rng rng(seed, 3);
   nn::TokenBatch batch;
   Tensor<std::int64_t, 1> y;
-  word_order_task::draw_batch(rng, count, 24, 200, batch, y);
+  word_order_task::draw_batch(rng, count, 24, word_order_task::model_config().vocab_size, batch, y);
   std::vector<Example> out(count);
   for (std::size_t b = 0; b < count; ++b) {
     out[b].label = y(b);
@@ -106,15 +106,7 @@ std::vector<Example> generate(std::size_t count, std::uint64_t seed) {
 // positions first. The task is learned abruptly and at a step that depends on the seed; when the log's
 // noisy accuracy stays near 0.67, train longer.
 nn::TransformerClassifier<float> train_model(std::size_t steps, float sigma, std::uint64_t seed) {
-  nn::TransformerConfig cfg;
-  cfg.vocab_size = 200;
-  cfg.max_positions = 32;
-  cfg.dim = 64;
-  cfg.heads = 4;
-  cfg.ff_dim = 128;
-  cfg.layers = 2;
-  cfg.num_classes = 3;
-  cfg.pooling = nn::Pooling::mean;
+  const nn::TransformerConfig cfg = word_order_task::model_config();
   nn::TransformerClassifier<float> model(cfg, seed);
   model.train();
   nn::AdamWOptions<float> ao;

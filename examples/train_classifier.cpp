@@ -89,15 +89,7 @@ int main(int argc, char** argv) {
   const Options opt = parse(argc, argv);
   try {
     set_num_threads(static_cast<int>(opt.threads));
-    TransformerConfig cfg;
-    cfg.vocab_size = 200;
-    cfg.max_positions = 32;
-    cfg.dim = 64;
-    cfg.heads = 4;
-    cfg.ff_dim = 128;
-    cfg.layers = 2;
-    cfg.num_classes = 3;
-    cfg.pooling = Pooling::mean;
+    TransformerConfig cfg = word_order_task::model_config();
     cfg.dropout = 0.1;
     const std::size_t T = 24;
 

@@ -8,6 +8,22 @@
 
 namespace word_order_task {
 
+// The model the word-order examples train (train_classifier, adversarial_training, certify): vocabulary
+// 200, positions 32, width 64, 4 heads, 2 layers, mean pooling, 3 classes. One definition, so that
+// train_classifier's checkpoints load into certify.
+inline robustxlt::nn::TransformerConfig model_config() {
+  robustxlt::nn::TransformerConfig cfg;
+  cfg.vocab_size = 200;
+  cfg.max_positions = 32;
+  cfg.dim = 64;
+  cfg.heads = 4;
+  cfg.ff_dim = 128;
+  cfg.layers = 2;
+  cfg.num_classes = 3;
+  cfg.pooling = robustxlt::nn::Pooling::mean;
+  return cfg;
+}
+
 inline void draw_batch(robustxlt::Rng& rng, std::size_t B, std::size_t T, std::size_t vocab, robustxlt::nn::TokenBatch& batch,
                        robustxlt::Tensor<std::int64_t, 1>& y) {
   batch.ids = xt::zeros<std::int64_t>({B, T});
