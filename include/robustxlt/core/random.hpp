@@ -22,9 +22,11 @@ constexpr std::uint64_t splitmix64(std::uint64_t& state) noexcept {
 
 namespace detail {
 
-// Eight xoshiro256** generators stepped together in SIMD registers (batches of 64-bit lanes: one batch on
-// AVX-512, two on AVX2, four on SSE2; lane l is generator l on every instruction set). The multiplications
-// by 5 and 9 of the scrambler are shifts and adds. The 32 state words come from SplitMix64 over one key.
+// Eight xoshiro256+ generators stepped in SIMD registers (batches of 64-bit lanes: one batch on AVX-512, two
+// on AVX2, four on SSE2; lane l is generator l on every instruction set). The 32 state words come from
+// SplitMix64 over one key. xoshiro256+ is the member of the family meant for floating-point output: its
+// sum scrambler costs one addition, and its weak bits are the lowest ones (the lowest three fail linearity
+// tests), so callers use the upper 24 bits of each 32-bit half (bits 8-31 and 40-63) or the top 52.
 class XoshiroLanes {
  public:
   using u64 = xsimd::batch<std::uint64_t>;
@@ -44,89 +46,78 @@ class XoshiroLanes {
     }
   }
 
-  // One output of every lane: out[b] holds lanes b * u64::size onwards.
-  void next(u64* out) noexcept {
-    for (std::size_t b = 0; b < batches; ++b) {
-      const u64 s1 = s1_[b];
-      const u64 r = rotl(s1 + (s1 << 2), 7);  // rotl(s1 * 5, 7)
-      out[b] = r + (r << 3);                  // * 9
-      const u64 t = s1 << 17;
-      s2_[b] ^= s0_[b];
-      s3_[b] ^= s1;
-      s1_[b] = s1 ^ s2_[b];
-      s0_[b] ^= s3_[b];
-      s2_[b] ^= t;
-      s3_[b] = rotl(s3_[b], 45);
-    }
+  // The next output of the lanes of batch b (lanes b * u64::size onwards); the other batches do not move.
+  u64 next(std::size_t b) noexcept {
+    const u64 out = s0_[b] + s3_[b];
+    const u64 t = s1_[b] << 17;
+    s2_[b] ^= s0_[b];
+    s3_[b] ^= s1_[b];
+    s1_[b] ^= s2_[b];
+    s0_[b] ^= s3_[b];
+    s2_[b] ^= t;
+    s3_[b] = (s3_[b] << 45) | (s3_[b] >> 19);
+    return out;
   }
 
  private:
-  static u64 rotl(const u64& x, int k) noexcept { return (x << k) | (x >> (64 - k)); }
   u64 s0_[batches], s1_[batches], s2_[batches], s3_[batches];
 };
 
-// One block of standard normals from two steps of the lanes: the first step gives the radius uniforms
-// u1 in (0, 1], the second the uniform angles t; the block holds r cos t in its first half and r sin t in
-// its second, r = sqrt(-2 ln u1). Float uses both 32-bit halves of each 64-bit output (24 bits of each:
-// 32 values per block), double one output per value (top 52 bits, t = 2 pi u2: 16 values per block).
+// Blocks of standard normals by the Box-Muller transform: every lane gives two outputs per block, a radius
+// word and an angle word, and each pair (r cos t, r sin t) goes to value i of the block's first half and
+// value i of its second half, r = sqrt(-2 ln u1). next(lanes, out) calls out(j, r, c, s) for each batch j,
+// with radii r and points (c, s) of the unit circle: the values r c belong at j * W of the first half and
+// r s at j * W of the second.
 template <class T>
 struct NormalBlock;
 
+// Float: both 32-bit halves of each output, 24 bits of each (32 values per block).
+// - Radius: u1 = (k + 1) / 2^24 in (0, 1] for the 24-bit k in bits 8-31 of the radius word.
+// - Angle: the point (cos t, sin t) for t = k' (pi/4) / 2^22 in (-pi/4, pi/4), k' = 2k + 1 for the signed
+//   22-bit k in bits 10-31, moved to one of the four quarter turns by bits 8 and 9: bit 8 negates the cosine
+//   (t to pi - t) and then bit 9 swaps the coordinates (t to pi/2 - t). The four images of (-pi/4, pi/4)
+//   tile the circle, so t is uniform over the 2^24 odd multiples of pi / 2^24.
 template <>
 struct NormalBlock<float> {
   static constexpr std::size_t half = 2 * XoshiroLanes::lanes, size = 2 * half, batches = XoshiroLanes::batches;
   static_assert(simd::width<float> * batches == half, "NormalBlock<float>: float batches must be twice 64-bit ones");
+  static constexpr float angle_step = 0.785398163397448310f / 4194304.0f;  // (pi/4) / 2^22
 
-  // The angle word w gives the point (cos t, sin t) of the unit circle in one of four quarter turns:
-  // t = (k + 1/2) (pi/4) / 2^21 in (-pi/4, pi/4) for the signed 22-bit integer k in bits 10..31, then bit 9
-  // swaps the two coordinates (the quarter around pi/2) and bit 8 negates both (the quarters around pi
-  // and 3 pi/2). The four images of (-pi/4, pi/4) tile the circle, so the angle is uniform over 2^24
-  // values per turn, as sin/cos of 2 pi u with a 24-bit u would be. The negation is applied to the radius.
-  static void next(XoshiroLanes& lanes, simd::batch<float>* c, simd::batch<float>* s) noexcept {
+  template <class Out>
+  static void next(XoshiroLanes& lanes, Out&& out) noexcept {
     using bu = xsimd::batch<std::uint32_t>;
     using bi = xsimd::batch<std::int32_t>;
     using bf = simd::batch<float>;
-    XoshiroLanes::u64 a[batches], b[batches];
-    lanes.next(a);
-    lanes.next(b);
-    const bf ulp(1.0f / 16777216.0f), m2(-2.0f);
-    const bf step(angle_step), half_step(angle_step / 2);
     for (std::size_t j = 0; j < batches; ++j) {
-      const auto wa = xsimd::bitwise_cast<bu>(a[j]), wb = xsimd::bitwise_cast<bu>(b[j]);
-      const bf u1 = xsimd::fma(xsimd::batch_cast<float>(xsimd::bitwise_cast<bi>(wa >> 8)), ulp, ulp);  // (k + 1) / 2^24
-      const bf r = xsimd::sqrt(m2 * simd::log_positive(u1));
-      const bf k = xsimd::batch_cast<float>(xsimd::bitwise_cast<bi>(wb) >> 10);  // arithmetic: signed
-      const auto sc = simd::sincos_pi4(xsimd::fma(k, step, half_step));
-      const auto swap = xsimd::bitwise_cast<bf>(xsimd::bitwise_cast<bi>(wb << 22) >> 31);
-      const bf d = (sc.first ^ sc.second) & swap;
-      const bf rs = r ^ xsimd::bitwise_cast<bf>((wb << 23) & bu(0x80000000u));
-      c[j] = rs * (sc.second ^ d);
-      s[j] = rs * (sc.first ^ d);
+      const auto wr = xsimd::bitwise_cast<bu>(lanes.next(j));
+      const auto wt = xsimd::bitwise_cast<bu>(lanes.next(j));
+      const bf k1 = xsimd::batch_cast<float>(xsimd::bitwise_cast<bi>(wr >> 8) + bi(1));  // exact: k + 1 <= 2^24
+      const bf r = xsimd::sqrt(simd::neg2_log<24>(k1));
+      const bi kt = (xsimd::bitwise_cast<bi>(wt) >> 9) | bi(1);  // arithmetic: 2k + 1 for the signed k in bits 10-31
+      const auto sc = simd::sincos_pi4(xsimd::batch_cast<float>(kt) * bf(angle_step));
+      const bf c = sc.second ^ xsimd::bitwise_cast<bf>((wt << 23) & bu(0x80000000u));
+      const bf swap = xsimd::bitwise_cast<bf>(wt << 22);  // bit 9 in the sign bit
+      out(j, r, simd::select_by_sign(swap, sc.first, c), simd::select_by_sign(swap, c, sc.first));
     }
   }
-
-  static constexpr float angle_step = 0.785398163397448310f / 2097152.0f;  // (pi/4) / 2^21
 };
 
+// Double: one output per uniform, its top 52 bits (16 values per block), and xsimd's log and sincos.
 template <>
 struct NormalBlock<double> {
   static constexpr std::size_t half = XoshiroLanes::lanes, size = 2 * half, batches = XoshiroLanes::batches;
   static_assert(simd::width<double> * batches == half, "NormalBlock<double>: double and 64-bit batches must match");
 
-  static void next(XoshiroLanes& lanes, simd::batch<double>* c, simd::batch<double>* s) noexcept {
-    using u64 = XoshiroLanes::u64;
-    u64 a[batches], b[batches];
-    lanes.next(a);
-    lanes.next(b);
-    const u64 one(0x3ff0000000000000ULL);  // exponent of [1, 2): the top 52 bits become the mantissa
-    const simd::batch<double> two(2.0), m2(-2.0), two_pi(6.283185307179586476925286766559);
+  template <class Out>
+  static void next(XoshiroLanes& lanes, Out&& out) noexcept {
+    using bd = simd::batch<double>;
+    const XoshiroLanes::u64 one(0x3ff0000000000000ULL);  // exponent of [1, 2): the top 52 bits become the mantissa
     for (std::size_t j = 0; j < batches; ++j) {
-      const auto f1 = xsimd::bitwise_cast<simd::batch<double>>((a[j] >> 12) | one);
-      const auto f2 = xsimd::bitwise_cast<simd::batch<double>>((b[j] >> 12) | one);
-      const auto r = xsimd::sqrt(m2 * xsimd::log(two - f1));  // u1 = 2 - f1 in (0, 1]
-      const auto sc = xsimd::sincos(two_pi * (f2 - simd::batch<double>(1.0)));
-      c[j] = r * sc.second;
-      s[j] = r * sc.first;
+      const auto f1 = xsimd::bitwise_cast<bd>((lanes.next(j) >> 12) | one);
+      const auto f2 = xsimd::bitwise_cast<bd>((lanes.next(j) >> 12) | one);
+      const auto r = xsimd::sqrt(bd(-2.0) * xsimd::log(bd(2.0) - f1));  // u1 = 2 - f1 in (0, 1]
+      const auto sc = xsimd::sincos(bd(6.283185307179586476925286766559) * (f2 - bd(1.0)));
+      out(j, r, sc.second, sc.first);
     }
   }
 };
@@ -182,29 +173,38 @@ class Rng {
   }
 
   // Fills out[0..n) with standard normal draws. One 64-bit draw of this stream (none when n is 0) seeds
-  // eight xoshiro256** generators stepped together in SIMD registers (detail::XoshiroLanes); their
+  // eight xoshiro256+ generators stepped together in SIMD registers (detail::XoshiroLanes); their
   // uniforms go through a vectorised Box-Muller transform in blocks of 32 floats or 16 doubles
   // (detail::NormalBlock), so the values depend only on the stream and n, not on the thread count, and
   // the first m values of a fill of n are those of a fill of m. Uniforms have 24 bits (float) or 52 bits
   // (double) and the radius uses u in (0, 1], so |z| <= sqrt(2 * 24 ln 2) = 5.77 for float and
   // sqrt(2 * 52 ln 2) = 8.49 for double (the normal probabilities beyond, 8e-9 and 2e-17, are never
-  // drawn). Float uses simd::log_positive and simd::sincos_pi4 (within 2.5e-7 of the exact values),
-  // double the accurate xsimd log and sincos. The lanes, and so the uniforms, are the same on every
-  // instruction set; the normals may differ there in the last bits (FMA against separate multiply-add).
+  // drawn). Float uses simd::neg2_log and simd::sincos_pi4 (within 2.5e-7 of the exact values), double
+  // the accurate xsimd log and sincos. The lanes, and so the uniforms, are the same on every instruction
+  // set; the normals may differ there in the last bits (FMA against separate multiply-add, and float's
+  // -2 ln u has a table path on AVX2 and AVX-512 and a division path elsewhere).
   template <class T>
   void fill_normal(T* out, std::size_t n) noexcept {
-    for_each_normal_block<T>(n, [out](std::size_t i, std::size_t j, const simd::batch<T>& z) { z.store_unaligned(out + i + j); },
-                             [out](std::size_t i, T z) { out[i] = z; });
+    for_each_normal_block<T>(
+        n,
+        [out](std::size_t ic, std::size_t is, const simd::batch<T>& r, const simd::batch<T>& c, const simd::batch<T>& s) {
+          (r * c).store_unaligned(out + ic);
+          (r * s).store_unaligned(out + is);
+        },
+        [out](std::size_t i, T z) { out[i] = z; });
   }
 
-  // y[i] += a * z[i] for the normals z[0..n) that fill_normal(z, n) would write (same draws, no buffer).
+  // y[i] += a * z[i] for the normals z[0..n) that fill_normal(z, n) would write (same draws, no buffer;
+  // a z[i] = r (a c) is rounded differently from a (r c), so the sums may differ in the last bit).
   template <class T>
   void add_normal(T a, T* y, std::size_t n) noexcept {
     const simd::batch<T> va(a);
     for_each_normal_block<T>(
         n,
-        [y, &va](std::size_t i, std::size_t j, const simd::batch<T>& z) {
-          xsimd::fma(va, z, simd::batch<T>::load_unaligned(y + i + j)).store_unaligned(y + i + j);
+        [y, &va](std::size_t ic, std::size_t is, const simd::batch<T>& r, const simd::batch<T>& c, const simd::batch<T>& s) {
+          // a scales the circle point, whose chain is short, so that r (after log and sqrt) goes straight on
+          xsimd::fma(r, c * va, simd::batch<T>::load_unaligned(y + ic)).store_unaligned(y + ic);
+          xsimd::fma(r, s * va, simd::batch<T>::load_unaligned(y + is)).store_unaligned(y + is);
         },
         [y, a](std::size_t i, T z) { y[i] += a * z; });
   }
@@ -227,30 +227,26 @@ class Rng {
   }
 
  private:
-  // Calls full(i, j, batch) for the batch at out[i + j] of every complete block and one(i, z) for each value
-  // of a final partial block.
+  // Calls full(ic, is, r, c, s) for every batch of every complete block (the values r c belong at out[ic],
+  // r s at out[is]) and one(i, z) for each value of a final partial block.
   template <class T, class Full, class One>
   void for_each_normal_block(std::size_t n, Full&& full, One&& one) noexcept {
     using Block = detail::NormalBlock<T>;
+    using B = simd::batch<T>;
     constexpr std::size_t W = simd::width<T>;
     if (n == 0) return;  // leaves the stream where it was
     detail::XoshiroLanes lanes((*this)());
-    simd::batch<T> c[Block::batches], s[Block::batches];
     std::size_t i = 0;
-    for (; i + Block::size <= n; i += Block::size) {
-      Block::next(lanes, c, s);
-      for (std::size_t j = 0; j < Block::batches; ++j) {
-        full(i, j * W, c[j]);
-        full(i, Block::half + j * W, s[j]);
-      }
-    }
+    for (; i + Block::size <= n; i += Block::size)
+      Block::next(lanes, [&full, i](std::size_t j, const B& r, const B& c, const B& s) {
+        full(i + j * W, i + Block::half + j * W, r, c, s);
+      });
     if (i == n) return;
     alignas(64) T tail[Block::size];
-    Block::next(lanes, c, s);
-    for (std::size_t j = 0; j < Block::batches; ++j) {
-      c[j].store_unaligned(tail + j * W);
-      s[j].store_unaligned(tail + Block::half + j * W);
-    }
+    Block::next(lanes, [&tail](std::size_t j, const B& r, const B& c, const B& s) {
+      (r * c).store_unaligned(tail + j * W);
+      (r * s).store_unaligned(tail + Block::half + j * W);
+    });
     for (std::size_t k = 0; i + k < n; ++k) one(i + k, tail[k]);
   }
 

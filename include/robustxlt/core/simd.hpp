@@ -302,42 +302,112 @@ void layer_norm_row_backward_params(std::size_t d, const T* x, const T* dout, T 
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Fast float logarithm and sine/cosine for the normal generator (core/random.hpp). Both use truncated Taylor
-// series whose neglected terms are below float rounding on the reduced interval, so the error is a few
-// rounding steps; tests/test_core.cpp checks them exhaustively on every input the generator can produce.
+// Float -2 ln x and sine/cosine for the normal generator (core/random.hpp). Their polynomials are near-minimax
+// fits whose approximation error is below float rounding on the reduced interval, so the error is a few
+// rounding steps; tests/test_random.cpp checks them on every input the generator can give them, on every
+// instruction set the tests are built for.
 
-// Natural logarithm of positive normal floats (2^-126 <= x < inf; 0, subnormals, infinities and NaN are not
-// handled). x = 2^e * m with m in [sqrt(1/2), sqrt(2)), then ln m = 2 atanh(s), s = (m - 1) / (m + 1),
-// |s| <= 0.1716, summed to s^9 (the first neglected term is below 2e-9 relative).
-inline batch<float> log_positive(const batch<float>& x) noexcept {
+namespace detail {
+// -2 ln x on AVX2 and AVX-512: [sqrt(1/2), sqrt(2)) is cut into 8 slices by the top 3 bits of the mantissa
+// offset from sqrt(1/2). Slice i has a multiplier c_i near the reciprocal of its middle, with at most 13
+// significant bits so that m c_i - 1 is nearly exact, chosen so that 2 ln c_i is within 7e-11 of the float
+// stored for it (c = 1 on the slice holding 1, which keeps the result exact in relative terms near x = 1).
+// Entries 8-15 repeat 0-7 for AVX-512's 16-entry permute. Table of -2 c_i and of 2 ln c_i:
+alignas(64) inline constexpr float neg2_log_scale[16] = {
+    -2.694580078125f, -2.4945068359375f, -2.361083984375f, -2.11474609375f, -2.0f, -1.8055419921875f, -1.64111328125f, -1.49285888671875f,
+    -2.694580078125f, -2.4945068359375f, -2.361083984375f, -2.11474609375f, -2.0f, -1.8055419921875f, -1.64111328125f, -1.49285888671875f};
+alignas(64) inline constexpr float neg2_log_offset[16] = {
+    0.5961903929710388f, 0.4418877363204956f, 0.33194729685783386f, 0.11157514899969101f, 0.0f, -0.20457272231578827f, -0.3955446779727936f, -0.5849083662033081f,
+    0.5961903929710388f, 0.4418877363204956f, 0.33194729685783386f, 0.11157514899969101f, 0.0f, -0.20457272231578827f, -0.3955446779727936f, -0.5849083662033081f};
+
+// The 8 entries of table at the low 3 bits of each lane of idx (4 bits and 16 entries on AVX-512). Only
+// instantiated where neg2_log_has_permute holds.
+template <class BI>
+inline batch<float> lookup8(const float* table, const BI& idx) noexcept {
+#if XSIMD_WITH_AVX512F
+  if constexpr (BI::size == 16) return _mm512_permutexvar_ps(idx, _mm512_load_ps(table));
+#endif
+#if XSIMD_WITH_AVX2
+  if constexpr (BI::size == 8) return _mm256_permutevar8x32_ps(_mm256_load_ps(table), idx);
+#endif
+  static_assert(BI::size == 8 || BI::size == 16, "lookup8: needs AVX2 or AVX-512 batches");
+  return batch<float>(table[0]);
+}
+
+// Whether neg2_log uses the tables (AVX2 or AVX-512 batches) or a division (other instruction sets).
+inline constexpr bool neg2_log_has_permute =
+#if XSIMD_WITH_AVX512F
+    batch<float>::size == 16 ||
+#endif
+#if XSIMD_WITH_AVX2
+    batch<float>::size == 8 ||
+#endif
+    false;
+}  // namespace detail
+
+// -2 ln(x 2^-ScaleExp) for positive normal floats x (2^-126 <= x < inf; 0, subnormals, infinities and NaN
+// are not handled); ScaleExp folds a power-of-two scale into the exponent at no cost. x = 2^e m with m in
+// [sqrt(1/2), sqrt(2)), and -2 ln x = -2 e ln 2 - 2 ln m:
+// - on AVX2 and AVX-512, -2 ln m = 2 ln c_i - 2 log1p(r) with r = m c_i - 1, |r| < 0.062, from the tables
+//   above (two permutes, no division); -2 log1p(r) = r' + r'^2 Q(r') with r' = -2r and Q of degree 3
+//   (relative approximation error 1e-8);
+// - elsewhere, -2 ln m = -4 atanh(s) with s = (m - 1) / (m + 1), |s| <= 0.1716, as -4s (1 + z P(z)),
+//   z = s^2, P of degree 2 (relative approximation error 8e-10).
+// The two paths agree to a few rounding steps, not bit for bit.
+template <int ScaleExp = 0>
+inline batch<float> neg2_log(const batch<float>& x) noexcept {
   using bi = xsimd::batch<std::int32_t>;
-  const bi sqrt_half(0x3f3504f3);  // bits of 0.70710677f
-  const bi bits = xsimd::bitwise_cast<bi>(x) - sqrt_half;
-  const bi e = bits >> 23;  // arithmetic shift: the exponent of x relative to the interval above
-  const auto m = xsimd::bitwise_cast<batch<float>>((bits & bi(0x007fffff)) + sqrt_half);
-  const batch<float> f = m - batch<float>(1.0f);  // exact (Sterbenz)
-  const batch<float> s = f / (f + batch<float>(2.0f));
-  const batch<float> z = s * s;
-  batch<float> p = xsimd::fma(z, batch<float>(1.0f / 9), batch<float>(1.0f / 7));
-  p = xsimd::fma(p, z, batch<float>(1.0f / 5));
-  p = xsimd::fma(p, z, batch<float>(1.0f / 3));
-  const batch<float> s2 = s + s;
-  const batch<float> ln_m = xsimd::fma(s2 * z, p, s2);  // 2s (1 + z/3 + z^2/5 + z^3/7 + z^4/9)
-  return xsimd::fma(xsimd::batch_cast<float>(e), batch<float>(0.693147180559945309f), ln_m);
+  using bf = batch<float>;
+  static_assert(ScaleExp >= 0 && ScaleExp < 64, "neg2_log: ScaleExp must be in [0, 64)");
+  constexpr std::int32_t sqrt_half = 0x3f3504f3;  // bits of 0.70710677f
+  const bi bits = xsimd::bitwise_cast<bi>(x) - bi(sqrt_half + ScaleExp * (1 << 23));
+  const bi e = bits >> 23;  // arithmetic shift: the exponent of x 2^-ScaleExp relative to the interval above
+  const auto m = xsimd::bitwise_cast<bf>((bits & bi(0x007fffff)) + bi(sqrt_half));
+  if constexpr (detail::neg2_log_has_permute) {
+    const bi slice = bits >> 20;  // the permutes read only its low bits: the top 3 bits of the mantissa offset
+    const bf rp = xsimd::fma(m, detail::lookup8(detail::neg2_log_scale, slice), bf(2.0f));  // -2 (m c_i - 1)
+    const bf rp2 = rp * rp;
+    const bf q = xsimd::fma(rp2, xsimd::fma(rp, bf(0.012555756606161594f), bf(0.03135000541806221f)),
+                            xsimd::fma(rp, bf(0.08333300054073334f), bf(0.24999961256980896f)));
+    // Estrin's scheme, and the exponent term added off the chain through r': the sqrt after this waits on it
+    const bf offset = xsimd::fma(xsimd::batch_cast<float>(e), bf(-1.386294361119890618f),
+                                 detail::lookup8(detail::neg2_log_offset, slice));
+    return xsimd::fma(rp2, q, rp + offset);
+  } else {
+    const bf s4 = xsimd::fma(m, bf(-4.0f), bf(4.0f)) / (m + bf(1.0f));  // -4s; 4 - 4m is exact
+    const bf z = s4 * s4;                                               // 16 s^2
+    bf p = xsimd::fma(z, bf(0.1493547409772873f / 4096), bf(0.19988787174224854f / 256));
+    p = xsimd::fma(p, z, bf(0.3333338797092438f / 16));
+    return xsimd::fma(xsimd::batch_cast<float>(e), bf(-1.386294361119890618f), xsimd::fma(s4 * z, p, s4));
+  }
+}
+
+// Lanes of a where the sign bit of mask is set, of b elsewhere (the other bits of mask are ignored). B is
+// batch<float>.
+template <class B>
+inline B select_by_sign(const B& mask, const B& a, const B& b) noexcept {
+#if XSIMD_WITH_AVX
+  if constexpr (B::size == 8) return _mm256_blendv_ps(b, a, mask);
+#endif
+#if XSIMD_WITH_SSE4_1
+  if constexpr (B::size == 4) return _mm_blendv_ps(b, a, mask);
+#endif
+  using bi = xsimd::batch<std::int32_t, typename B::arch_type>;
+  const auto full = xsimd::bitwise_cast<B>(xsimd::bitwise_cast<bi>(mask) >> 31);
+  return b ^ ((a ^ b) & full);
 }
 
 // sin x and cos x for |x| <= pi/4 (the normal generator draws its angles there and maps them to the
-// other quarter turns with random bits): sin summed to x^9, cos to x^8 (neglected terms below 2e-9 and
-// 3e-8). Returns {sin, cos}.
+// other quarter turns with random bits): sin x = x + x^3 S(x^2), cos x = 1 + x^2 C(x^2), S and C of degree 2
+// (relative approximation errors 4e-9 and 4e-8). Returns {sin, cos}.
 inline std::pair<batch<float>, batch<float>> sincos_pi4(const batch<float>& x) noexcept {
-  const batch<float> z = x * x;
-  batch<float> ps = xsimd::fma(z, batch<float>(1.0f / 362880), batch<float>(-1.0f / 5040));
-  ps = xsimd::fma(ps, z, batch<float>(1.0f / 120));
-  ps = xsimd::fma(ps, z, batch<float>(-1.0f / 6));
-  batch<float> pc = xsimd::fma(z, batch<float>(1.0f / 40320), batch<float>(-1.0f / 720));
-  pc = xsimd::fma(pc, z, batch<float>(1.0f / 24));
-  pc = xsimd::fma(pc, z, batch<float>(-0.5f));
-  return {xsimd::fma(x * z, ps, x), xsimd::fma(pc, z, batch<float>(1.0f))};
+  using bf = batch<float>;
+  const bf z = x * x;
+  bf ps = xsimd::fma(z, bf(-0.00019517296459525824f), bf(0.008332177996635437f));
+  ps = xsimd::fma(ps, z, bf(-0.16666655242443085f));
+  bf pc = xsimd::fma(z, bf(-0.0013591850874945521f), bf(0.0416557751595974f));
+  pc = xsimd::fma(pc, z, bf(-0.4999988377094269f));
+  return {xsimd::fma(x * z, ps, x), xsimd::fma(pc, z, bf(1.0f))};
 }
 
 }  // namespace robustxlt::simd
