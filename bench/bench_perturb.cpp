@@ -82,7 +82,7 @@ void l2_ball_start(benchmark::State& state) {
   report(state, 1);
 }
 
-// RS-RP: Gaussian noise added to every token (writes x once after reading it: 2 tensors).
+// RS-RP: Gaussian noise added to every token (reads x and writes it back: 2 tensors).
 void gaussian_noise(benchmark::State& state) {
   Tensor<float, 3> x = filled(4, 1.0f);
   const Tensor<std::int64_t, 2> none;
@@ -92,6 +92,19 @@ void gaussian_noise(benchmark::State& state) {
     benchmark::DoNotOptimize(x.data());
   }
   report(state, 2);
+  state.counters["values/s"] = benchmark::Counter(static_cast<double>(N), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// The normal generator alone: Rng::fill_normal writing [32, 128, 768] floats (one tensor written).
+void fill_normal(benchmark::State& state) {
+  Tensor<float, 3> x = Tensor<float, 3>::from_shape({B, T, D});
+  std::uint64_t stream = 0;
+  for (auto _ : state) {
+    Rng(5, stream++).fill_normal(x.data(), x.size());
+    benchmark::DoNotOptimize(x.data());
+  }
+  report(state, 1);
+  state.counters["values/s"] = benchmark::Counter(static_cast<double>(N), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // A synthetic vocabulary of 50k ids where every other id has 1..8 neighbours (WordNet-like density), and a
@@ -148,6 +161,7 @@ const int registered = [] {
   benchmark::RegisterBenchmark("perturb/pgd_linf_token", pgd_step, Norm::linf, Granularity::token)->UseRealTime();
   benchmark::RegisterBenchmark("perturb/l2_ball_start_token", l2_ball_start)->UseRealTime();
   benchmark::RegisterBenchmark("noise/gaussian_embedding_noise", gaussian_noise)->UseRealTime();
+  benchmark::RegisterBenchmark("noise/fill_normal", fill_normal)->UseRealTime();
   benchmark::RegisterBenchmark("noise/synonym_sampler", synonym_sampler)->UseRealTime();
   benchmark::RegisterBenchmark("noise/code_switch_sampler", code_switch_sampler)->UseRealTime();
   return 0;

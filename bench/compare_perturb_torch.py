@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Perturbation kernels: robustxlt (bench_perturb) against the same updates written with PyTorch tensor ops.
+"""Perturbation and noise kernels: robustxlt (bench_perturb) against the same updates written with PyTorch
+tensor ops.
 
 Usage: compare_perturb_torch.py --bench PATH_TO_bench_perturb [--repeats N] [--min-time T]
 
@@ -46,8 +47,19 @@ def torch_kernels():
         z.div_(z.norm(dim=-1, keepdim=True))
         return z.mul_(eps_l2 * torch.rand(B, T, 1).pow_(1.0 / D))
 
+    x = torch.rand(B, T, D) * 2 - 1
+    noise = torch.empty(B, T, D)
+
+    def gaussian_embedding_noise():  # RS-RP: x += sigma z, the draws into a preallocated buffer
+        torch.randn(B, T, D, out=noise)
+        x.add_(noise, alpha=0.01)
+
+    def fill_normal():
+        torch.randn(B, T, D, out=noise)
+
     return {"fgsm_linf": fgsm_linf, "pgd_l2_token": pgd_l2_token, "pgd_l2_sequence": pgd_l2_sequence,
-            "pgd_linf_token": pgd_linf_token, "l2_ball_start_token": l2_ball_start_token}
+            "pgd_linf_token": pgd_linf_token, "l2_ball_start_token": l2_ball_start_token,
+            "gaussian_embedding_noise": gaussian_embedding_noise, "fill_normal": fill_normal}
 
 
 def time_torch(repeats):
@@ -68,7 +80,7 @@ def time_torch(repeats):
 
 
 def time_cxx(path, min_time):
-    cmd = [path, "--benchmark_format=json", "--benchmark_filter=perturb/"]
+    cmd = [path, "--benchmark_format=json", "--benchmark_filter=perturb/|noise/gaussian|noise/fill"]
     if min_time:
         cmd.append("--benchmark_min_time=" + min_time)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, universal_newlines=True, check=True)
