@@ -65,9 +65,9 @@ class XoshiroLanes {
 
 // Blocks of standard normals by the Box-Muller transform: every lane gives two outputs per block, a radius
 // word and an angle word, and each pair (r cos t, r sin t) goes to value i of the block's first half and
-// value i of its second half, r = sqrt(-2 ln u1). next(lanes, out) calls out(j, r, c, s) for each batch j,
-// with radii r and points (c, s) of the unit circle: the values r c belong at j * W of the first half and
-// r s at j * W of the second.
+// value i of its second half, r = sqrt(-2 ln u1). next(lanes, a, out) calls out(j, r, c, s) for each batch
+// j, with radii r and points (c, s) of the circle of radius a (a = 1 gives the normals, other values scale
+// them at no extra cost): the values r c belong at j * W of the first half and r s at j * W of the second.
 template <class T>
 struct NormalBlock;
 
@@ -84,7 +84,7 @@ struct NormalBlock<float> {
   static constexpr float angle_step = 0.785398163397448310f / 4194304.0f;  // (pi/4) / 2^22
 
   template <class Out>
-  static void next(XoshiroLanes& lanes, Out&& out) noexcept {
+  static void next(XoshiroLanes& lanes, const simd::batch<float>& a, Out&& out) noexcept {
     using bu = xsimd::batch<std::uint32_t>;
     using bi = xsimd::batch<std::int32_t>;
     using bf = simd::batch<float>;
@@ -94,7 +94,7 @@ struct NormalBlock<float> {
       const bf k1 = xsimd::batch_cast<float>(xsimd::bitwise_cast<bi>(wr >> 8) + bi(1));  // exact: k + 1 <= 2^24
       const bf r = xsimd::sqrt(simd::neg2_log<24>(k1));
       const bi kt = (xsimd::bitwise_cast<bi>(wt) >> 9) | bi(1);  // arithmetic: 2k + 1 for the signed k in bits 10-31
-      const auto sc = simd::sincos_pi4(xsimd::batch_cast<float>(kt) * bf(angle_step));
+      const auto sc = simd::sincos_pi4(xsimd::batch_cast<float>(kt) * bf(angle_step), a);
       const bf c = sc.second ^ xsimd::bitwise_cast<bf>((wt << 23) & bu(0x80000000u));
       const bf swap = xsimd::bitwise_cast<bf>(wt << 22);  // bit 9 in the sign bit
       out(j, r, simd::select_by_sign(swap, sc.first, c), simd::select_by_sign(swap, c, sc.first));
@@ -109,7 +109,7 @@ struct NormalBlock<double> {
   static_assert(simd::width<double> * batches == half, "NormalBlock<double>: double and 64-bit batches must match");
 
   template <class Out>
-  static void next(XoshiroLanes& lanes, Out&& out) noexcept {
+  static void next(XoshiroLanes& lanes, const simd::batch<double>& a, Out&& out) noexcept {
     using bd = simd::batch<double>;
     const XoshiroLanes::u64 one(0x3ff0000000000000ULL);  // exponent of [1, 2): the top 52 bits become the mantissa
     for (std::size_t j = 0; j < batches; ++j) {
@@ -117,7 +117,7 @@ struct NormalBlock<double> {
       const auto f2 = xsimd::bitwise_cast<bd>((lanes.next(j) >> 12) | one);
       const auto r = xsimd::sqrt(bd(-2.0) * xsimd::log(bd(2.0) - f1));  // u1 = 2 - f1 in (0, 1]
       const auto sc = xsimd::sincos(bd(6.283185307179586476925286766559) * (f2 - bd(1.0)));
-      out(j, r, sc.second, sc.first);
+      out(j, r, a * sc.second, a * sc.first);
     }
   }
 };
@@ -186,7 +186,7 @@ class Rng {
   template <class T>
   void fill_normal(T* out, std::size_t n) noexcept {
     for_each_normal_block<T>(
-        n,
+        n, T(1),
         [out](std::size_t ic, std::size_t is, const simd::batch<T>& r, const simd::batch<T>& c, const simd::batch<T>& s) {
           (r * c).store_unaligned(out + ic);
           (r * s).store_unaligned(out + is);
@@ -195,16 +195,15 @@ class Rng {
   }
 
   // y[i] += a * z[i] for the normals z[0..n) that fill_normal(z, n) would write (same draws, no buffer;
-  // a z[i] = r (a c) is rounded differently from a (r c), so the sums may differ in the last bit).
+  // a z[i] is computed as r (a cos t), rounded differently from a (r cos t), so sums may differ in the last
+  // bit).
   template <class T>
   void add_normal(T a, T* y, std::size_t n) noexcept {
-    const simd::batch<T> va(a);
     for_each_normal_block<T>(
-        n,
-        [y, &va](std::size_t ic, std::size_t is, const simd::batch<T>& r, const simd::batch<T>& c, const simd::batch<T>& s) {
-          // a scales the circle point, whose chain is short, so that r (after log and sqrt) goes straight on
-          xsimd::fma(r, c * va, simd::batch<T>::load_unaligned(y + ic)).store_unaligned(y + ic);
-          xsimd::fma(r, s * va, simd::batch<T>::load_unaligned(y + is)).store_unaligned(y + is);
+        n, a,
+        [y](std::size_t ic, std::size_t is, const simd::batch<T>& r, const simd::batch<T>& c, const simd::batch<T>& s) {
+          xsimd::fma(r, c, simd::batch<T>::load_unaligned(y + ic)).store_unaligned(y + ic);
+          xsimd::fma(r, s, simd::batch<T>::load_unaligned(y + is)).store_unaligned(y + is);
         },
         [y, a](std::size_t i, T z) { y[i] += a * z; });
   }
@@ -227,23 +226,25 @@ class Rng {
   }
 
  private:
-  // Calls full(ic, is, r, c, s) for every batch of every complete block (the values r c belong at out[ic],
-  // r s at out[is]) and one(i, z) for each value of a final partial block.
+  // Calls full(ic, is, r, c, s) for every batch of every complete block, where (c, s) lie on the circle of
+  // radius a (the values r c belong at out[ic], r s at out[is]), and one(i, z) for each value z of a final
+  // partial block (unscaled).
   template <class T, class Full, class One>
-  void for_each_normal_block(std::size_t n, Full&& full, One&& one) noexcept {
+  void for_each_normal_block(std::size_t n, T a, Full&& full, One&& one) noexcept {
     using Block = detail::NormalBlock<T>;
     using B = simd::batch<T>;
     constexpr std::size_t W = simd::width<T>;
     if (n == 0) return;  // leaves the stream where it was
     detail::XoshiroLanes lanes((*this)());
     std::size_t i = 0;
+    const B va(a);
     for (; i + Block::size <= n; i += Block::size)
-      Block::next(lanes, [&full, i](std::size_t j, const B& r, const B& c, const B& s) {
+      Block::next(lanes, va, [&full, i](std::size_t j, const B& r, const B& c, const B& s) {
         full(i + j * W, i + Block::half + j * W, r, c, s);
       });
     if (i == n) return;
     alignas(64) T tail[Block::size];
-    Block::next(lanes, [&tail](std::size_t j, const B& r, const B& c, const B& s) {
+    Block::next(lanes, B(T(1)), [&tail](std::size_t j, const B& r, const B& c, const B& s) {
       (r * c).store_unaligned(tail + j * W);
       (r * s).store_unaligned(tail + Block::half + j * W);
     });
