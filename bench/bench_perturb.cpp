@@ -8,6 +8,7 @@
 #include <robustxlt/core.hpp>
 #include <robustxlt/noise.hpp>
 #include <robustxlt/perturb.hpp>
+#include <utility>
 #include <vector>
 
 using namespace robustxlt;
@@ -34,18 +35,23 @@ void report(benchmark::State& state, int tensors_moved) {
   state.SetBytesProcessed(state.iterations() * tensors_moved * tensor_bytes);
 }
 
-// a = b + s * c: two reads and one write, the usual bandwidth yardstick.
-void triad(benchmark::State& state) {
+// a = b + s * c: two reads and one write, the usual bandwidth yardstick; with threads > 1 the loop is split
+// statically over that many OpenMP threads (all cores: the machine's bandwidth rather than one core's).
+void triad(benchmark::State& state, int threads) {
   std::vector<float> a(N), b(N, 1.0f), c(N, 2.0f);
   const float s = 0.5f;
   for (auto _ : state) {
     float* pa = a.data();
     const float* pb = b.data();
     const float* pc = c.data();
-    for (std::size_t i = 0; i < N; ++i) pa[i] = pb[i] + s * pc[i];
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(threads) schedule(static)
+#endif
+    for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(N); ++i) pa[i] = pb[i] + s * pc[i];
     benchmark::DoNotOptimize(a.data());
     benchmark::ClobberMemory();
   }
+  (void)threads;
   report(state, 3);
 }
 
@@ -82,15 +88,18 @@ void l2_ball_start(benchmark::State& state) {
   report(state, 1);
 }
 
-// RS-RP: Gaussian noise added to every token (reads x and writes it back: 2 tensors).
-void gaussian_noise(benchmark::State& state) {
+// RS-RP: Gaussian noise added to every token (reads x and writes it back: 2 tensors), with the library's
+// thread setting at `threads` (sequences split over them).
+void gaussian_noise(benchmark::State& state, int threads) {
   Tensor<float, 3> x = filled(4, 1.0f);
   const Tensor<std::int64_t, 2> none;
   std::uint64_t copy = 0;
+  set_num_threads(threads);
   for (auto _ : state) {
     noise::add_embedding_noise(x, none, noise::EmbeddingNoise::gaussian, 0.01f, 1, 0, copy++);
     benchmark::DoNotOptimize(x.data());
   }
+  set_num_threads(1);
   report(state, 2);
   state.counters["values/s"] = benchmark::Counter(static_cast<double>(N), benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -153,17 +162,24 @@ void code_switch_sampler(benchmark::State& state) {
   run_sampler(state, noise::CodeSwitchSampler(std::move(dicts), noise::CodeSwitchOptions{1.0, 0.5}));
 }
 
+template <class... Args>
+void add(const char* name, Args&&... args) {
+  benchmark::RegisterBenchmark(name, std::forward<Args>(args)...)->UseRealTime();
+}
+
 const int registered = [] {
-  benchmark::RegisterBenchmark("perturb/triad", triad)->UseRealTime();
-  benchmark::RegisterBenchmark("perturb/fgsm_linf", fgsm)->UseRealTime();
-  benchmark::RegisterBenchmark("perturb/pgd_l2_token", pgd_step, Norm::l2, Granularity::token)->UseRealTime();
-  benchmark::RegisterBenchmark("perturb/pgd_l2_sequence", pgd_step, Norm::l2, Granularity::sequence)->UseRealTime();
-  benchmark::RegisterBenchmark("perturb/pgd_linf_token", pgd_step, Norm::linf, Granularity::token)->UseRealTime();
-  benchmark::RegisterBenchmark("perturb/l2_ball_start_token", l2_ball_start)->UseRealTime();
-  benchmark::RegisterBenchmark("noise/gaussian_embedding_noise", gaussian_noise)->UseRealTime();
-  benchmark::RegisterBenchmark("noise/fill_normal", fill_normal)->UseRealTime();
-  benchmark::RegisterBenchmark("noise/synonym_sampler", synonym_sampler)->UseRealTime();
-  benchmark::RegisterBenchmark("noise/code_switch_sampler", code_switch_sampler)->UseRealTime();
+  add("perturb/triad", triad, 1);
+  add("perturb/triad_2_threads", triad, 2);
+  add("perturb/fgsm_linf", fgsm);
+  add("perturb/pgd_l2_token", pgd_step, Norm::l2, Granularity::token);
+  add("perturb/pgd_l2_sequence", pgd_step, Norm::l2, Granularity::sequence);
+  add("perturb/pgd_linf_token", pgd_step, Norm::linf, Granularity::token);
+  add("perturb/l2_ball_start_token", l2_ball_start);
+  add("noise/gaussian_embedding_noise", gaussian_noise, 1);
+  add("noise/gaussian_embedding_noise_2_threads", gaussian_noise, 2);
+  add("noise/fill_normal", fill_normal);
+  add("noise/synonym_sampler", synonym_sampler);
+  add("noise/code_switch_sampler", code_switch_sampler);
   return 0;
 }();
 

@@ -2,10 +2,12 @@
 """Perturbation and noise kernels: robustxlt (bench_perturb) against the same updates written with PyTorch
 tensor ops.
 
-Usage: compare_perturb_torch.py --bench PATH_TO_bench_perturb [--repeats N] [--min-time T]
+Usage: compare_perturb_torch.py --bench PATH_TO_bench_perturb [--repeats N] [--min-time T] [--repetitions R]
 
 Both sides run on one thread over [32, 128, 768] float. Prints seconds per call, the speedup over PyTorch
-and each kernel's bandwidth as a fraction of the triad in the same C++ binary.
+and each kernel's bandwidth as a fraction of the triad in the same C++ binary; with R > 1 the C++ side
+runs each benchmark R times in random order and reports the fastest run (other work on a shared machine
+only ever adds time) next to the median. RS-RP noise is also shown on 2 threads against a 2-thread triad.
 """
 import argparse
 import json
@@ -79,18 +81,24 @@ def time_torch(repeats):
     return out
 
 
-def time_cxx(path, min_time):
+def time_cxx(path, min_time, repetitions):
+    """Seconds per call (minimum and median over the repetitions) and bytes moved per call, per benchmark."""
     cmd = [path, "--benchmark_format=json", "--benchmark_filter=perturb/|noise/gaussian|noise/fill"]
     if min_time:
         cmd.append("--benchmark_min_time=" + min_time)
+    if repetitions > 1:
+        cmd += ["--benchmark_repetitions=%d" % repetitions, "--benchmark_enable_random_interleaving=true"]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, universal_newlines=True, check=True)
     data = json.loads(proc.stdout[proc.stdout.find("{"):])
     unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
-    out = {}
+    runs = {}
     for b in data.get("benchmarks", []):
-        name = b["name"].split("/")[1]
-        out[name] = (float(b["real_time"]) * unit[b.get("time_unit", "ns")], float(b.get("bytes_per_second", 0)))
-    return out
+        if b.get("run_type") == "aggregate":
+            continue
+        name = b["run_name"].split("/")[1] if "run_name" in b else b["name"].split("/")[1]
+        t = float(b["real_time"]) * unit[b.get("time_unit", "ns")]
+        runs.setdefault(name, []).append((t, float(b.get("bytes_per_second", 0)) * t))
+    return {name: (min(t for t, _ in v), statistics.median(t for t, _ in v), v[0][1]) for name, v in runs.items()}
 
 
 def main():
@@ -98,6 +106,9 @@ def main():
     ap.add_argument("--bench", required=True)
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--min-time", default=None)
+    ap.add_argument("--repetitions", type=int, default=1,
+                    help="repetitions of each C++ benchmark, interleaved at random; ratios use the minimum and the "
+                         "median time")
     args = ap.parse_args()
     env_threads = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     try:
@@ -106,20 +117,36 @@ def main():
         print("compare_perturb_torch: PyTorch (python3-torch) not installed", file=sys.stderr)
         return 1
     theirs = time_torch(args.repeats)
-    ours = time_cxx(args.bench, args.min_time)
-    triad = ours.get("triad", (None, None))[1]
-    print("%-22s %14s %16s %9s %14s %12s" % ("kernel", "torch ms", "robustxlt ms", "speedup", "ours GB/s",
-                                             "of triad"))
-    print("-" * 92)
+    ours = time_cxx(args.bench, args.min_time, args.repetitions)
+    triad = ours.get("triad")
+    print("robustxlt: %s of %d repetition(s); PyTorch: median of %d calls" %
+          ("minimum and median" if args.repetitions > 1 else "one run", args.repetitions, args.repeats))
+    print("%-26s %9s %9s %9s %9s %9s %10s" % ("kernel", "torch ms", "ours ms", "speedup", "GB/s", "of triad",
+                                             "(median)"))
+    print("-" * 88)
     for name, t in theirs.items():
         o = ours.get(name)
         if o is None:
-            print("%-22s %14.3f %16s" % (name, t * 1e3, "n/a"))
+            print("%-26s %9.3f %9s" % (name, t * 1e3, "n/a"))
             continue
-        frac = "%.2f" % (o[1] / triad) if triad else "n/a"
-        print("%-22s %14.3f %16.3f %8.2fx %14.1f %12s" % (name, t * 1e3, o[0] * 1e3, t / o[0], o[1] / 1e9, frac))
+        best, med, nbytes = o
+        frac = "%.2f" % ((nbytes / best) / (triad[2] / triad[0])) if triad else "n/a"
+        frac_med = "%.2f" % ((nbytes / med) / (triad[2] / triad[1])) if triad else "n/a"
+        print("%-26s %9.3f %9.3f %8.2fx %9.1f %9s %10s" % (name, t * 1e3, best * 1e3, t / best, nbytes / best / 1e9,
+                                                          frac, frac_med))
+    for name in ("gaussian_embedding_noise_2_threads",):
+        if name in ours and "triad_2_threads" in ours:
+            best, med, nbytes = ours[name]
+            t2 = ours["triad_2_threads"]
+            print("%-26s %9s %9.3f %9s %9.1f %9.2f %10.2f   (against the 2-thread triad)" % (
+                name, "", best * 1e3, "", nbytes / best / 1e9, (nbytes / best) / (t2[2] / t2[0]),
+                (nbytes / med) / (t2[2] / t2[1])))
     if triad:
-        print("triad (a = b + s c) in the same binary: %.1f GB/s" % (triad / 1e9))
+        print("triad (a = b + s c) in the same binary: %.1f GB/s (median %.1f)" % (triad[2] / triad[0] / 1e9,
+                                                                                   triad[2] / triad[1] / 1e9))
+    if "triad_2_threads" in ours:
+        t2 = ours["triad_2_threads"]
+        print("triad on 2 threads: %.1f GB/s (median %.1f)" % (t2[2] / t2[0] / 1e9, t2[2] / t2[1] / 1e9))
     print("(1 thread on both sides; environment %s)" % env_threads)
     return 0
 
