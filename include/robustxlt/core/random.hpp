@@ -182,7 +182,7 @@ class Rng {
   // drawn). Float uses simd::neg2_log and simd::sincos_pi4 (within 2.5e-7 of the exact values), double
   // the accurate xsimd log and sincos. The lanes, and so the uniforms, are the same on every instruction
   // set; the normals may differ there in the last bits (FMA against separate multiply-add, and float's
-  // -2 ln u has a table path on AVX2 and AVX-512 and a division path elsewhere).
+  // -2 ln u has a table path on AVX2 with FMA3 and on AVX-512 and a division path elsewhere).
   template <class T>
   void fill_normal(T* out, std::size_t n) noexcept {
     for_each_normal_block<T>(

@@ -308,17 +308,22 @@ void layer_norm_row_backward_params(std::size_t d, const T* x, const T* dout, T 
 // instruction set the tests are built for.
 
 namespace detail {
-// -2 ln x on AVX2 and AVX-512: [sqrt(1/2), sqrt(2)) is cut into 8 slices by the top 3 bits of the mantissa
-// offset from sqrt(1/2). Slice i has a multiplier c_i near the reciprocal of its middle, with at most 13
-// significant bits so that m c_i - 1 is nearly exact, chosen so that 2 ln c_i is within 7e-11 of the float
-// stored for it (c = 1 on the slice holding 1, which keeps the result exact in relative terms near x = 1).
+// -2 ln x on AVX2 with FMA3 and on AVX-512: [sqrt(1/2), sqrt(2)) is cut into 8 slices by the top 3 bits of
+// the mantissa offset from sqrt(1/2). Slice i has a multiplier c_i near the reciprocal of its middle, with
+// at most 13 significant bits so that m c_i - 1 is nearly exact, chosen so that 2 ln c_i is within 7e-11
+// of the float stored for it (c = 1 on the slice holding 1, which keeps the result exact in relative terms
+// near x = 1).
 // Entries 8-15 repeat 0-7 for AVX-512's 16-entry permute. Table of -2 c_i and of 2 ln c_i:
 alignas(64) inline constexpr float neg2_log_scale[16] = {
-    -2.694580078125f, -2.4945068359375f, -2.361083984375f, -2.11474609375f, -2.0f, -1.8055419921875f, -1.64111328125f, -1.49285888671875f,
-    -2.694580078125f, -2.4945068359375f, -2.361083984375f, -2.11474609375f, -2.0f, -1.8055419921875f, -1.64111328125f, -1.49285888671875f};
+    -2.694580078125f, -2.4945068359375f, -2.361083984375f,  -2.11474609375f,
+    -2.0f,            -1.8055419921875f, -1.64111328125f,   -1.49285888671875f,
+    -2.694580078125f, -2.4945068359375f, -2.361083984375f,  -2.11474609375f,
+    -2.0f,            -1.8055419921875f, -1.64111328125f,   -1.49285888671875f};
 alignas(64) inline constexpr float neg2_log_offset[16] = {
-    0.5961903929710388f, 0.4418877363204956f, 0.33194729685783386f, 0.11157514899969101f, 0.0f, -0.20457272231578827f, -0.3955446779727936f, -0.5849083662033081f,
-    0.5961903929710388f, 0.4418877363204956f, 0.33194729685783386f, 0.11157514899969101f, 0.0f, -0.20457272231578827f, -0.3955446779727936f, -0.5849083662033081f};
+    0.5961903929710388f, 0.4418877363204956f,   0.33194729685783386f, 0.11157514899969101f,
+    0.0f,                -0.20457272231578827f, -0.3955446779727936f, -0.5849083662033081f,
+    0.5961903929710388f, 0.4418877363204956f,   0.33194729685783386f, 0.11157514899969101f,
+    0.0f,                -0.20457272231578827f, -0.3955446779727936f, -0.5849083662033081f};
 
 // The 8 entries of table at the low 3 bits of each lane of idx (4 bits and 16 entries on AVX-512). Only
 // instantiated where neg2_log_has_permute holds.
@@ -331,15 +336,28 @@ inline batch<float> lookup8(const float* table, const BI& idx) noexcept {
   if constexpr (BI::size == 8) return _mm256_permutevar8x32_ps(_mm256_load_ps(table), idx);
 #endif
   static_assert(BI::size == 8 || BI::size == 16, "lookup8: needs AVX2 or AVX-512 batches");
+  (void)idx;
   return batch<float>(table[0]);
 }
 
-// Whether neg2_log uses the tables (AVX2 or AVX-512 batches) or a division (other instruction sets).
+// a b + c rounded once. xsimd::fma is a fused instruction on FMA3 builds, but xsimd 8 has no AVX-512 kernel
+// for it and falls back to a * b + c, which only some compilers contract; the table path of neg2_log needs
+// the single rounding (m c_i - 1 cancels the leading bits), so it asks for the instruction directly.
+template <class B>
+inline B fused_multiply_add(const B& a, const B& b, const B& c) noexcept {
+#if XSIMD_WITH_AVX512F
+  if constexpr (B::size == 16) return _mm512_fmadd_ps(a, b, c);
+#endif
+  return xsimd::fma(a, b, c);
+}
+
+// Whether neg2_log uses the tables (AVX2 with FMA3, or AVX-512 batches) or a division (other instruction
+// sets, where a fused multiply-add may not exist).
 inline constexpr bool neg2_log_has_permute =
 #if XSIMD_WITH_AVX512F
     batch<float>::size == 16 ||
 #endif
-#if XSIMD_WITH_AVX2
+#if XSIMD_WITH_AVX2 && XSIMD_WITH_FMA3_AVX2
     batch<float>::size == 8 ||
 #endif
     false;
@@ -348,8 +366,9 @@ inline constexpr bool neg2_log_has_permute =
 // -2 ln(x 2^-ScaleExp) for positive normal floats x (2^-126 <= x < inf; 0, subnormals, infinities and NaN
 // are not handled); ScaleExp folds a power-of-two scale into the exponent at no cost. x = 2^e m with m in
 // [sqrt(1/2), sqrt(2)), and -2 ln x = -2 e ln 2 - 2 ln m:
-// - on AVX2 and AVX-512, -2 ln m = 2 ln c_i - 2 log1p(r) with r = m c_i - 1, |r| < 0.062, from the tables
-//   above (two permutes, no division); -2 log1p(r) = r' + r'^2 Q(r') with r' = -2r and Q of degree 3
+// - on AVX2 with FMA3 and on AVX-512, -2 ln m = 2 ln c_i - 2 log1p(r) with r = m c_i - 1, |r| < 0.062,
+//   from the tables above (two permutes, no division); -2 log1p(r) = r' + r'^2 Q(r') with r' = -2r and Q of
+//   degree 3
 //   (relative approximation error 1e-8);
 // - elsewhere, -2 ln m = -4 atanh(s) with s = (m - 1) / (m + 1), |s| <= 0.1716, as -4s (1 + z P(z)),
 //   z = s^2, P of degree 2 (relative approximation error 8e-10).
@@ -365,14 +384,15 @@ inline batch<float> neg2_log(const batch<float>& x) noexcept {
   const auto m = xsimd::bitwise_cast<bf>((bits & bi(0x007fffff)) + bi(sqrt_half));
   if constexpr (detail::neg2_log_has_permute) {
     const bi slice = bits >> 20;  // the permutes read only its low bits: the top 3 bits of the mantissa offset
-    const bf rp = xsimd::fma(m, detail::lookup8(detail::neg2_log_scale, slice), bf(2.0f));  // -2 (m c_i - 1)
+    using detail::fused_multiply_add;
+    const bf rp = fused_multiply_add(m, detail::lookup8(detail::neg2_log_scale, slice), bf(2.0f));  // -2 (m c_i - 1)
     const bf rp2 = rp * rp;
-    const bf q = xsimd::fma(rp2, xsimd::fma(rp, bf(0.012555756606161594f), bf(0.03135000541806221f)),
-                            xsimd::fma(rp, bf(0.08333300054073334f), bf(0.24999961256980896f)));
+    const bf q = fused_multiply_add(rp2, fused_multiply_add(rp, bf(0.012555756606161594f), bf(0.03135000541806221f)),
+                                    fused_multiply_add(rp, bf(0.08333300054073334f), bf(0.24999961256980896f)));
     // Estrin's scheme, and the exponent term added off the chain through r': the sqrt after this waits on it
-    const bf offset = xsimd::fma(xsimd::batch_cast<float>(e), bf(-1.386294361119890618f),
-                                 detail::lookup8(detail::neg2_log_offset, slice));
-    return xsimd::fma(rp2, q, rp + offset);
+    const bf offset = fused_multiply_add(xsimd::batch_cast<float>(e), bf(-1.386294361119890618f),
+                                         detail::lookup8(detail::neg2_log_offset, slice));
+    return fused_multiply_add(rp2, q, rp + offset);
   } else {
     const bf s4 = xsimd::fma(m, bf(-4.0f), bf(4.0f)) / (m + bf(1.0f));  // -4s; 4 - 4m is exact
     const bf z = s4 * s4;                                               // 16 s^2
@@ -401,7 +421,8 @@ inline B select_by_sign(const B& mask, const B& a, const B& b) noexcept {
 // other quarter turns with random bits): sin x = x (1 + x^2 S(x^2)), cos x = 1 + x^2 C(x^2), S and C of
 // degree 2 (relative approximation errors 4e-9 and 4e-8); the factor a goes into the coefficients, which
 // callers in a loop compute once. Returns {a sin x, a cos x}.
-inline std::pair<batch<float>, batch<float>> sincos_pi4(const batch<float>& x, const batch<float>& a = batch<float>(1.0f)) noexcept {
+inline std::pair<batch<float>, batch<float>> sincos_pi4(const batch<float>& x,
+                                                        const batch<float>& a = batch<float>(1.0f)) noexcept {
   using bf = batch<float>;
   const bf z = x * x;
   bf ps = xsimd::fma(z, a * bf(-0.00019517296459525824f), a * bf(0.008332177996635437f));
