@@ -368,8 +368,7 @@ inline constexpr bool neg2_log_has_permute =
 // [sqrt(1/2), sqrt(2)), and -2 ln x = -2 e ln 2 - 2 ln m:
 // - on AVX2 with FMA3 and on AVX-512, -2 ln m = 2 ln c_i - 2 log1p(r) with r = m c_i - 1, |r| < 0.062,
 //   from the tables above (two permutes, no division); -2 log1p(r) = r' + r'^2 Q(r') with r' = -2r and Q of
-//   degree 3
-//   (relative approximation error 1e-8);
+//   degree 3 (relative approximation error 1e-8);
 // - elsewhere, -2 ln m = -4 atanh(s) with s = (m - 1) / (m + 1), |s| <= 0.1716, as -4s (1 + z P(z)),
 //   z = s^2, P of degree 2 (relative approximation error 8e-10).
 // The two paths agree to a few rounding steps, not bit for bit.
