@@ -1,4 +1,4 @@
-// Tests of core/random.hpp and the float kernels of the normal generator (simd::neg2_log, simd::sincos_pi4,
+// Tests of core/random.hpp and the float kernels of the normal generator (simd::neg2_log, simd::sincos_half_pi,
 // simd::select_by_sign). CMake builds this file once with the default flags and, where the compiler and the
 // CPU allow, again for AVX2 + FMA and for AVX-512, because those instruction sets take other code paths
 // (table lookups by permute, blends); each build checks that it runs the path it was built for.
@@ -178,38 +178,51 @@ TEST_CASE("simd::neg2_log: every generator input and a sweep of all positive nor
   CHECK(worst < 2.5e-7);
 }
 
-TEST_CASE("simd::sincos_pi4: every generator angle and a sweep of [-pi/4, pi/4]") {
+TEST_CASE("simd::sincos_half_pi: every generator angle and a sweep of [-1/2, 1/2]") {
   using bf = simd::batch<float>;
   constexpr std::size_t W = simd::width<float>;
   std::vector<float> in(W), so(W), co(W);
   double worst_abs = 0, worst_rel = 0;
+  const double half_pi = 1.57079632679489661923;
   auto check = [&] {
-    const auto sc = simd::sincos_pi4(bf::load_unaligned(in.data()));
+    const auto sc = simd::sincos_half_pi(bf::load_unaligned(in.data()));
     sc.first.store_unaligned(so.data());
     sc.second.store_unaligned(co.data());
     for (std::size_t l = 0; l < W; ++l) {
-      const double x = in[l], rs = std::sin(x), rc = std::cos(x);
+      const double t = half_pi * double(in[l]), rs = std::sin(t), rc = std::cos(t);
       const double es = std::abs(double(so[l]) - rs), ec = std::abs(double(co[l]) - rc);
       worst_abs = std::max({worst_abs, es, ec, std::isnan(es + ec) ? 1.0 : 0.0});
       if (rs != 0) worst_rel = std::max({worst_rel, es / std::abs(rs), ec / rc});
     }
   };
-  // The generator's angles: k' (pi/4) / 2^22 for the odd k' = -2^22 + 1 .. 2^22 - 1, computed as it does.
-  const float step = detail::NormalBlock<float>::angle_step;
-  for (std::int32_t k = -(1 << 22) + 1; k < (1 << 22); k += 2 * std::int32_t(W)) {
-    for (std::size_t l = 0; l < W; ++l) in[l] = float(std::min<std::int32_t>(k + 2 * std::int32_t(l), (1 << 22) - 1)) * step;
+  // The generator's angles: x = (2m + 1) / 2^23 - 1/2 for m = 0 .. 2^22 - 1 (exact in float).
+  for (std::uint32_t m = 0; m < (1u << 22); m += std::uint32_t(W)) {
+    for (std::size_t l = 0; l < W; ++l) in[l] = float(2 * (m + l) + 1) / 8388608.0f - 0.5f;
     check();
   }
-  // 2^20 + 1 evenly spaced points of [-pi/4, pi/4], endpoints included.
+  // 2^20 + 1 evenly spaced points of [-1/2, 1/2], endpoints included.
   const std::size_t points = (1u << 20) + 1;
   for (std::size_t i = 0; i < points; i += W) {
-    for (std::size_t l = 0; l < W; ++l)
-      in[l] = float(-0.785398163397448310 + 1.570796326794896619 * double(std::min(i + l, points - 1)) / double(points - 1));
+    for (std::size_t l = 0; l < W; ++l) in[l] = float(-0.5 + double(std::min(i + l, points - 1)) / double(points - 1));
     check();
   }
   INFO("worst absolute error ", worst_abs, ", worst relative error ", worst_rel);
   CHECK(worst_abs < 1.5e-7);
   CHECK(worst_rel < 2.5e-7);
+  // The scale a multiplies both: within a few float roundings of a times the unscaled values.
+  const float a = 0.0123f;
+  for (std::size_t l = 0; l < W; ++l) in[l] = float(l) / float(2 * W) - 0.25f;
+  const auto one = simd::sincos_half_pi(bf::load_unaligned(in.data()));
+  const auto scaled = simd::sincos_half_pi(bf::load_unaligned(in.data()), bf(a));
+  std::vector<float> s1(W), c1(W), sa(W), ca(W);
+  one.first.store_unaligned(s1.data());
+  one.second.store_unaligned(c1.data());
+  scaled.first.store_unaligned(sa.data());
+  scaled.second.store_unaligned(ca.data());
+  for (std::size_t l = 0; l < W; ++l) {
+    CHECK(std::abs(sa[l] - a * s1[l]) <= 4e-7 * a);
+    CHECK(std::abs(ca[l] - a * c1[l]) <= 4e-7 * a);
+  }
 }
 
 TEST_CASE("simd::select_by_sign reads only the sign bit of the mask") {
@@ -258,11 +271,11 @@ std::vector<double> scalar_reference_normals(std::uint64_t key, std::size_t bloc
         for (int h = 0; h < 2; ++h) {
           const auto r32 = static_cast<std::uint32_t>(wr >> (32 * h)), t32 = static_cast<std::uint32_t>(wt >> (32 * h));
           const double r = std::sqrt(-2 * std::log(double((r32 >> 8) + 1) / 16777216.0));
-          const std::int32_t k = static_cast<std::int32_t>(t32 >> 10) - (t32 >> 31 ? (1 << 22) : 0);  // signed bits 10-31
-          const double t = double(2 * k + 1) * (pi / 4) / 4194304.0;
+          const std::uint32_t m = (t32 >> 8) & 0x3fffffu;  // bits 8-29
+          const double t = (double(2 * m + 1) - 4194304.0) * pi / 16777216.0;
           double c = std::cos(t), sn = std::sin(t);
-          if (t32 & (1u << 8)) c = -c;
-          if (t32 & (1u << 9)) std::swap(c, sn);
+          if (t32 & (1u << 31)) c = -c;
+          if (t32 & (1u << 30)) std::swap(c, sn);
           out[2 * l + h] = r * c;
           out[half + 2 * l + h] = r * sn;
         }

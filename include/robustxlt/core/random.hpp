@@ -73,15 +73,15 @@ struct NormalBlock;
 
 // Float: both 32-bit halves of each output, 24 bits of each (32 values per block).
 // - Radius: u1 = (k + 1) / 2^24 in (0, 1] for the 24-bit k in bits 8-31 of the radius word.
-// - Angle: the point (cos t, sin t) for t = k' (pi/4) / 2^22 in (-pi/4, pi/4), k' = 2k + 1 for the signed
-//   22-bit k in bits 10-31, moved to one of the four quarter turns by bits 8 and 9: bit 8 negates the cosine
-//   (t to pi - t) and then bit 9 swaps the coordinates (t to pi/2 - t). The four images of (-pi/4, pi/4)
-//   tile the circle, so t is uniform over the 2^24 odd multiples of pi / 2^24.
+// - Angle: the point (cos t, sin t) for t = (pi/2) x in (-pi/4, pi/4), x = (2m + 1) / 2^23 - 1/2 for the
+//   22-bit m in bits 8-29 of the angle word, moved to one of the four quarter turns by its top bits: bit 31
+//   negates the cosine (t to pi - t) and then bit 30 swaps the coordinates (t to pi/2 - t). The four
+//   images of (-pi/4, pi/4) tile the circle, so t is uniform over the 2^24 odd multiples of pi / 2^24.
+//   x is exact: m goes into the mantissa of a float in (1, 2) with its lowest bit set, and 3/2 is subtracted.
 template <>
 struct NormalBlock<float> {
   static constexpr std::size_t half = 2 * XoshiroLanes::lanes, size = 2 * half, batches = XoshiroLanes::batches;
   static_assert(simd::width<float> * batches == half, "NormalBlock<float>: float batches must be twice 64-bit ones");
-  static constexpr float angle_step = 0.785398163397448310f / 4194304.0f;  // (pi/4) / 2^22
 
   template <class Out>
   static void next(XoshiroLanes& lanes, const simd::batch<float>& a, Out&& out) noexcept {
@@ -93,10 +93,10 @@ struct NormalBlock<float> {
       const auto wt = xsimd::bitwise_cast<bu>(lanes.next(j));
       const bf k1 = xsimd::batch_cast<float>(xsimd::bitwise_cast<bi>(wr >> 8) + bi(1));  // exact: k + 1 <= 2^24
       const bf r = xsimd::sqrt(simd::neg2_log<24>(k1));
-      const bi kt = (xsimd::bitwise_cast<bi>(wt) >> 9) | bi(1);  // arithmetic: 2k + 1 for the signed k in bits 10-31
-      const auto sc = simd::sincos_pi4(xsimd::batch_cast<float>(kt) * bf(angle_step), a);
-      const bf c = sc.second ^ xsimd::bitwise_cast<bf>((wt << 23) & bu(0x80000000u));
-      const bf swap = xsimd::bitwise_cast<bf>(wt << 22);  // bit 9 in the sign bit
+      const bf x = xsimd::bitwise_cast<bf>(((wt >> 7) & bu(0x007ffffeu)) | bu(0x3f800001u)) - bf(1.5f);
+      const auto sc = simd::sincos_half_pi(x, a);
+      const bf c = sc.second ^ xsimd::bitwise_cast<bf>(wt & bu(0x80000000u));
+      const bf swap = xsimd::bitwise_cast<bf>(wt << 1);  // bit 30 in the sign bit
       out(j, r, simd::select_by_sign(swap, sc.first, c), simd::select_by_sign(swap, c, sc.first));
     }
   }
@@ -179,7 +179,7 @@ class Rng {
   // the first m values of a fill of n are those of a fill of m. Uniforms have 24 bits (float) or 52 bits
   // (double) and the radius uses u in (0, 1], so |z| <= sqrt(2 * 24 ln 2) = 5.77 for float and
   // sqrt(2 * 52 ln 2) = 8.49 for double (the normal probabilities beyond, 8e-9 and 2e-17, are never
-  // drawn). Float uses simd::neg2_log and simd::sincos_pi4 (within 2.5e-7 of the exact values), double
+  // drawn). Float uses simd::neg2_log and simd::sincos_half_pi (within 2.5e-7 of the exact values), double
   // the accurate xsimd log and sincos. The lanes, and so the uniforms, are the same on every instruction
   // set; the normals may differ there in the last bits (FMA against separate multiply-add, and float's
   // -2 ln u has a table path on AVX2 with FMA3 and on AVX-512 and a division path elsewhere).

@@ -416,19 +416,20 @@ inline B select_by_sign(const B& mask, const B& a, const B& b) noexcept {
   return b ^ ((a ^ b) & full);
 }
 
-// a sin x and a cos x for |x| <= pi/4 (the normal generator draws its angles there and maps them to the
-// other quarter turns with random bits): sin x = x (1 + x^2 S(x^2)), cos x = 1 + x^2 C(x^2), S and C of
-// degree 2 (relative approximation errors 4e-9 and 4e-8); the factor a goes into the coefficients, which
-// callers in a loop compute once. Returns {a sin x, a cos x}.
-inline std::pair<batch<float>, batch<float>> sincos_pi4(const batch<float>& x,
-                                                        const batch<float>& a = batch<float>(1.0f)) noexcept {
+// a sin(pi x / 2) and a cos(pi x / 2) for |x| <= 1/2, so angles in [-pi/4, pi/4] (the normal generator draws
+// its angles there, in units of a quarter turn, and maps them to the other quarter turns with random
+// bits): with t = pi x / 2, sin t = t (1 + t^2 S(t^2)) and cos t = 1 + t^2 C(t^2), S and C of degree 2
+// (relative approximation errors 4e-9 and 4e-8), the powers of pi / 2 folded into the coefficients, and
+// so is the factor a (callers in a loop compute those products once). Returns {a sin, a cos}.
+inline std::pair<batch<float>, batch<float>> sincos_half_pi(const batch<float>& x,
+                                                            const batch<float>& a = batch<float>(1.0f)) noexcept {
   using bf = batch<float>;
   const bf z = x * x;
-  bf ps = xsimd::fma(z, a * bf(-0.00019517296459525824f), a * bf(0.008332177996635437f));
-  ps = xsimd::fma(ps, z, a * bf(-0.16666655242443085f));
-  bf pc = xsimd::fma(z, a * bf(-0.0013591850874945521f), a * bf(0.0416557751595974f));
-  pc = xsimd::fma(pc, z, a * bf(-0.4999988377094269f));
-  return {x * xsimd::fma(z, ps, a), xsimd::fma(pc, z, a)};
+  bf ps = xsimd::fma(z, a * bf(-0.00460530924384514f), a * bf(0.07968157762828856f));
+  ps = xsimd::fma(ps, z, a * bf(-0.6459636547279496f));
+  bf pc = xsimd::fma(z, a * bf(-0.020417278987280733f), a * bf(0.25360319966332245f));
+  pc = xsimd::fma(pc, z, a * bf(-1.2336976822991308f));
+  return {x * xsimd::fma(z, ps, a * bf(1.5707963267948966f)), xsimd::fma(pc, z, a)};
 }
 
 }  // namespace robustxlt::simd
