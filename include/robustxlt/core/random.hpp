@@ -48,6 +48,18 @@ class XoshiroLanes {
 
   // The next output of the lanes of batch b (lanes b * u64::size onwards); the other batches do not move.
   u64 next(std::size_t b) noexcept {
+#if XSIMD_WITH_AVX512F
+    if constexpr (u64::size == 8) {
+      // The same step with AVX-512's three-input XOR (vpternlogq, truth table 0x96) and rotation: 7
+      // instructions instead of 10.
+      const __m512i s0 = s0_[b], s1 = s1_[b], s2 = s2_[b], s3 = s3_[b];
+      s0_[b] = _mm512_ternarylogic_epi64(s0, s3, s1, 0x96);
+      s1_[b] = _mm512_ternarylogic_epi64(s1, s2, s0, 0x96);
+      s2_[b] = _mm512_ternarylogic_epi64(s2, s0, _mm512_slli_epi64(s1, 17), 0x96);
+      s3_[b] = _mm512_rol_epi64(_mm512_xor_si512(s3, s1), 45);
+      return _mm512_add_epi64(s0, s3);
+    }
+#endif
     const u64 out = s0_[b] + s3_[b];
     const u64 t = s1_[b] << 17;
     s2_[b] ^= s0_[b];
