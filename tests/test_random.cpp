@@ -1,5 +1,5 @@
 // Tests of core/random.hpp and the float kernels of the normal generator (simd::neg2_log, simd::sincos_half_pi,
-// simd::select_by_sign). CMake builds this file once with the default flags and, where the compiler and the
+// simd::select_by_bit). CMake builds this file once with the default flags and, where the compiler and the
 // CPU allow, again for AVX2 + FMA and for AVX-512, because those instruction sets take other code paths
 // (table lookups by permute, blends); each build checks that it runs the path it was built for.
 #define DOCTEST_CONFIG_IMPLEMENT
@@ -225,19 +225,27 @@ TEST_CASE("simd::sincos_half_pi: every generator angle and a sweep of [-1/2, 1/2
   }
 }
 
-TEST_CASE("simd::select_by_sign reads only the sign bit of the mask") {
+TEST_CASE("simd::select_by_bit reads only its bit of the word") {
   using bf = simd::batch<float>;
+  using bu = xsimd::batch<std::uint32_t>;
   constexpr std::size_t W = simd::width<float>;
-  std::vector<float> mask(W), a(W), b(W), out(W);
+  std::vector<std::uint32_t> words(W);
+  std::vector<float> a(W), b(W), out(W);
   for (std::size_t l = 0; l < W; ++l) {
-    const std::uint32_t bits = (l % 2 ? 0x80000000u : 0u) | static_cast<std::uint32_t>(0x12345u * (l + 1) & 0x7fffffffu);
-    std::memcpy(&mask[l], &bits, sizeof bits);
+    words[l] = static_cast<std::uint32_t>(0x9e3779b9u * (l + 1)) ^ (l % 3 == 0 ? 0xffffffffu : 0u);
     a[l] = float(l) + 0.5f;
     b[l] = -float(l) - 0.25f;
   }
-  simd::select_by_sign(bf::load_unaligned(mask.data()), bf::load_unaligned(a.data()), bf::load_unaligned(b.data()))
-      .store_unaligned(out.data());
-  for (std::size_t l = 0; l < W; ++l) CHECK(out[l] == (l % 2 ? a[l] : b[l]));
+  const bu w = bu::load_unaligned(words.data());
+  const bf va = bf::load_unaligned(a.data()), vb = bf::load_unaligned(b.data());
+  auto check = [&](int bit, const bf& got) {
+    got.store_unaligned(out.data());
+    for (std::size_t l = 0; l < W; ++l) CHECK(out[l] == ((words[l] >> bit) & 1u ? a[l] : b[l]));
+  };
+  check(0, simd::select_by_bit<0>(w, va, vb));
+  check(7, simd::select_by_bit<7>(w, va, vb));
+  check(30, simd::select_by_bit<30>(w, va, vb));
+  check(31, simd::select_by_bit<31>(w, va, vb));
 }
 
 namespace {

@@ -108,8 +108,7 @@ struct NormalBlock<float> {
       const bf x = xsimd::bitwise_cast<bf>(((wt >> 7) & bu(0x007ffffeu)) | bu(0x3f800001u)) - bf(1.5f);
       const auto sc = simd::sincos_half_pi(x, a);
       const bf c = sc.second ^ xsimd::bitwise_cast<bf>(wt & bu(0x80000000u));
-      const bf swap = xsimd::bitwise_cast<bf>(wt << 1);  // bit 30 in the sign bit
-      out(j, r, simd::select_by_sign(swap, sc.first, c), simd::select_by_sign(swap, c, sc.first));
+      out(j, r, simd::select_by_bit<30>(wt, sc.first, c), simd::select_by_bit<30>(wt, c, sc.first));
     }
   }
 };

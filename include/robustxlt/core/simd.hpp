@@ -401,18 +401,26 @@ inline batch<float> neg2_log(const batch<float>& x) noexcept {
   }
 }
 
-// Lanes of a where the sign bit of mask is set, of b elsewhere (the other bits of mask are ignored). B is
-// batch<float>.
-template <class B>
-inline B select_by_sign(const B& mask, const B& a, const B& b) noexcept {
+// Lanes of a where bit Bit of the 32-bit lane of word is set, of b elsewhere. B is batch<float> and BU the
+// batch of 32-bit unsigned integers of the same width. AVX-512 tests the bit into a mask register, AVX and
+// SSE4.1 blend on the bit shifted into the sign, other instruction sets mask with the bit spread over the lane.
+template <int Bit, class BU, class B>
+inline B select_by_bit(const BU& word, const B& a, const B& b) noexcept {
+  static_assert(Bit >= 0 && Bit < 32, "select_by_bit: Bit must be in [0, 32)");
+  static_assert(BU::size == B::size, "select_by_bit: word and values must have the same number of lanes");
+#if XSIMD_WITH_AVX512F
+  if constexpr (B::size == 16)
+    return _mm512_mask_blend_ps(_mm512_test_epi32_mask(word, _mm512_set1_epi32(std::int32_t(1u << Bit))), b, a);
+#endif
+  const auto sign = xsimd::bitwise_cast<B>(word << (31 - Bit));
 #if XSIMD_WITH_AVX
-  if constexpr (B::size == 8) return _mm256_blendv_ps(b, a, mask);
+  if constexpr (B::size == 8) return _mm256_blendv_ps(b, a, sign);
 #endif
 #if XSIMD_WITH_SSE4_1
-  if constexpr (B::size == 4) return _mm_blendv_ps(b, a, mask);
+  if constexpr (B::size == 4) return _mm_blendv_ps(b, a, sign);
 #endif
   using bi = xsimd::batch<std::int32_t, typename B::arch_type>;
-  const auto full = xsimd::bitwise_cast<B>(xsimd::bitwise_cast<bi>(mask) >> 31);
+  const auto full = xsimd::bitwise_cast<B>(xsimd::bitwise_cast<bi>(sign) >> 31);
   return b ^ ((a ^ b) & full);
 }
 
