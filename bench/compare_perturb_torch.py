@@ -147,6 +147,10 @@ def main():
     if "triad_2_threads" in ours:
         t2 = ours["triad_2_threads"]
         print("triad on 2 threads: %.1f GB/s (median %.1f)" % (t2[2] / t2[0] / 1e9, t2[2] / t2[1] / 1e9))
+    if "triad_widest_vectors" in ours:
+        tw = ours["triad_widest_vectors"]
+        print("triad with the build's widest vectors (not the yardstick): %.1f GB/s (median %.1f)" % (
+            tw[2] / tw[0] / 1e9, tw[2] / tw[1] / 1e9))
     print("(1 thread on both sides; environment %s)" % env_threads)
     return 0
 
