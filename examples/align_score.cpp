@@ -39,7 +39,7 @@ void check_ids(const std::vector<align::SentenceAlignment>& gold, const std::vec
                const std::string& gold_path, const std::string& hyp_path) {
   for (std::size_t k = 0; k < gold.size() && k < hyp.size(); ++k)
     if (!gold[k].id.empty() && !hyp[k].id.empty() && gold[k].id != hyp[k].id)
-      detail::fail<FormatError>("line ", k + 1, ": sentence pair id '", hyp[k].id, "' in '", hyp_path,
+      robustxlt::fail<FormatError>("line ", k + 1, ": sentence pair id '", hyp[k].id, "' in '", hyp_path,
                                 "' does not match id '", gold[k].id, "' in '", gold_path, "'");
 }
 
@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
     auto gold = align::load_pharaoh(gold_path, gold_opt);
     const auto hyp = align::load_pharaoh(hyp_path, hyp_opt);
     if (gold.size() != hyp.size())
-      detail::fail<FormatError>("'", hyp_path, "' has ", hyp.size(), " sentence pairs (lines) but '", gold_path,
+      robustxlt::fail<FormatError>("'", hyp_path, "' has ", hyp.size(), " sentence pairs (lines) but '", gold_path,
                                 "' has ", gold.size());
     check_ids(gold, hyp, gold_path, hyp_path);
     apply(gold, gold_links);

@@ -44,7 +44,7 @@ std::vector<Example> parse_data(const std::string& path) {
   const std::string text = read_file(path);
   std::vector<Example> out;
   for_each_line(text, [&](std::size_t line, std::string_view l) {
-    auto fail = [&](auto&&... args) { detail::fail<FormatError>("data '", path, "' line ", line, ": ", args...); };
+    auto fail = [&](auto&&... args) { robustxlt::fail<FormatError>("data '", path, "' line ", line, ": ", args...); };
     if (l.empty() || l[0] == '#') return;
     const std::size_t tab = l.find('\t');
     if (tab == std::string_view::npos) fail("expected 'label<TAB>id id ...', found no tab");
@@ -71,7 +71,7 @@ std::vector<Example> parse_data(const std::string& path) {
     if (e.ids.empty()) fail("no token ids after the label");
     out.push_back(std::move(e));
   });
-  if (out.empty()) detail::fail<FormatError>("data '", path, "': no examples");
+  if (out.empty()) robustxlt::fail<FormatError>("data '", path, "': no examples");
   return out;
 }
 
@@ -155,14 +155,14 @@ void write_output(const std::string& path, const std::string& text) {
     return;
   }
   std::ofstream out(path, std::ios::binary);
-  if (!(out << text) || !out.flush()) detail::fail<IoError>("cannot write to '", path, "'");
+  if (!(out << text) || !out.flush()) robustxlt::fail<IoError>("cannot write to '", path, "'");
 }
 
 void check_regular_or_new(const char* option, const std::string& path) {
   std::error_code ec;
   const auto st = std::filesystem::status(path, ec);
   if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st))
-    detail::fail(option, " must name a regular file (it is replaced atomically), got '", path, "'");
+    robustxlt::fail(option, " must name a regular file (it is replaced atomically), got '", path, "'");
 }
 
 // "h:mm:ss.ffffff", as Python prints a datetime.timedelta with microseconds.
@@ -239,12 +239,12 @@ int main(int argc, char** argv) {
       const std::string where = data[i].line ? "data '" + data_path + "' line " + std::to_string(data[i].line)
                                              : "generated example " + std::to_string(i);
       if (data[i].label >= static_cast<std::int64_t>(cfg.num_classes))
-        detail::fail(where, ": label must be in [0, ", cfg.num_classes, ") for this model, got ", data[i].label);
+        robustxlt::fail(where, ": label must be in [0, ", cfg.num_classes, ") for this model, got ", data[i].label);
       if (data[i].ids.size() > cfg.max_positions)
-        detail::fail(where, ": length must be <= ", cfg.max_positions, " for this model, got ", data[i].ids.size());
+        robustxlt::fail(where, ": length must be <= ", cfg.max_positions, " for this model, got ", data[i].ids.size());
       for (std::int64_t id : data[i].ids)
         if (id >= static_cast<std::int64_t>(cfg.vocab_size))
-          detail::fail(where, ": token ids must be in [0, ", cfg.vocab_size, ") for this model, got ", id);
+          robustxlt::fail(where, ": token ids must be in [0, ", cfg.vocab_size, ") for this model, got ", id);
     }
 
     std::string rows = "idx\tlabel\tpredict\tradius\tcorrect\ttime";

@@ -56,7 +56,7 @@ inline LanguageInfo language_info(const std::string& code) {
   if (auto it = two_letter.find(c); it != two_letter.end()) c = it->second;
   if (auto it = known.find(c); it != known.end()) return it->second;
   if (c.size() != 3 || !std::all_of(c.begin(), c.end(), [](unsigned char ch) { return std::islower(ch); }))
-    robustxlt::detail::fail("language: expected a FreeDict code such as deu or a two-letter code such as de, got '", code, "'");
+    robustxlt::fail("language: expected a FreeDict code such as deu or a two-letter code such as de, got '", code, "'");
   return {c, c, {0.5, 0.45}};
 }
 
@@ -131,7 +131,7 @@ inline Lexicon builtin_lexicon(const std::vector<std::string>& languages) {
     const auto* end = std::end(kBuiltinLexiconLanguages);
     const auto* it = std::find_if(begin, end, [&](const char* c) { return code == c; });
     if (it == end)
-      robustxlt::detail::fail("builtin lexicon: language '", code, "' is not built in (deu, fra, spa, hin, swh); "
+      robustxlt::fail("builtin lexicon: language '", code, "' is not built in (deu, fra, spa, hin, swh); "
                               "install dict-freedict-eng-", code, " and pass --lexicons");
     column.push_back(static_cast<std::size_t>(it - begin) + 2);
   }
@@ -335,7 +335,7 @@ inline World build_world(Lexicon lexicon, std::size_t dim, std::uint64_t seed, d
     w.field_concepts[static_cast<std::size_t>(f)].push_back(c);
   }
   for (const auto& f : w.field_concepts)
-    if (f.size() < 2) robustxlt::detail::fail("build_world: a semantic field has fewer than 2 concepts; the lexicon is too small (", C, " concepts)");
+    if (f.size() < 2) robustxlt::fail("build_world: a semantic field has fewer than 2 concepts; the lexicon is too small (", C, " concepts)");
   return w;
 }
 

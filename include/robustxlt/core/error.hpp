@@ -12,6 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace robustxlt {
@@ -26,6 +27,12 @@ class Error : public std::runtime_error {
 class InvalidArgument : public Error {
  public:
   using Error::Error;
+};
+
+// A word, name or key is not where it was looked up (a vocabulary, a table, a checkpoint).
+class LookupError : public InvalidArgument {
+ public:
+  using InvalidArgument::InvalidArgument;
 };
 
 // Tensor shapes disagree with each other or with the model.
@@ -74,4 +81,21 @@ template <class E = InvalidArgument, class... Args>
 }
 
 }  // namespace detail
+
+// Throws E (InvalidArgument unless told otherwise) with the pieces of the message concatenated, unless
+// condition holds. The error helper for code built on the library, in the library's message style:
+//   robustxlt::require(k > 0, "my_loop: copies must be > 0, got ", k);
+template <class E = InvalidArgument, class... Args>
+void require(bool condition, Args&&... message) {
+  static_assert(std::is_base_of_v<Error, E>, "robustxlt::require: E must derive from robustxlt::Error");
+  if (!condition) detail::fail<E>(std::forward<Args>(message)...);
+}
+
+// Throws E with the pieces of the message concatenated: robustxlt::fail<FormatError>("parse: line ", n, " has no tab").
+template <class E = InvalidArgument, class... Args>
+[[noreturn]] void fail(Args&&... message) {
+  static_assert(std::is_base_of_v<Error, E>, "robustxlt::fail: E must derive from robustxlt::Error");
+  detail::fail<E>(std::forward<Args>(message)...);
+}
+
 }  // namespace robustxlt
