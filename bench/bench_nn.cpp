@@ -79,16 +79,16 @@ void adversarial_step(benchmark::State& state, bool pgd3) {
   auto& model = w.model;
   const auto& batch = w.batch;
   const auto& labels = w.labels;
-  perturb::PGDOptions<float> attack;
-  attack.ball = {perturb::Norm::l2, perturb::Granularity::token, 1.0f};
-  attack.alpha = 0.3f;
-  attack.steps = 3;
+  perturb::AdversarialStepOptions<float> attack;
+  attack.attack.ball = {perturb::Norm::l2, perturb::Granularity::token, 1.0f};
+  attack.attack.step_size = 0.3f;
+  attack.attack.steps = 3;
   for (auto _ : state) {
     model.params().zero_grad();
     if (pgd3) {
       ClassifierObjective<float> objective(model, batch, labels);
       benchmark::DoNotOptimize(
-          perturb::adversarial_training_step(objective, objective.embeddings(), batch.mask, attack).total);
+          perturb::adversarial_training_step(objective, objective.embeddings(), batch.mask, attack).loss);
     } else {
       for (int k = 0; k < 4; ++k) benchmark::DoNotOptimize(model.loss_and_backward(batch, labels));
     }

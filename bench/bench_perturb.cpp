@@ -75,7 +75,7 @@ void fgsm(benchmark::State& state) {
   Tensor<float, 3> delta = Tensor<float, 3>::from_shape({B, T, D});
   const Ball<float> ball{Norm::linf, Granularity::token, 0.01f};
   for (auto _ : state) {
-    fgsm_step(g, delta, all_tokens(), ball);
+    fgsm_step(delta, g, all_tokens(), ball);
     benchmark::DoNotOptimize(delta.data());
   }
   report(state, 2);
@@ -168,13 +168,13 @@ void run_sampler(benchmark::State& state, const Sampler& sampler) {
 }
 
 void synonym_sampler(benchmark::State& state) {
-  run_sampler(state, noise::SynonymSampler(synthetic_table(50000, 2, 8, 1)));
+  run_sampler(state, noise::SynonymSampler(synthetic_table(50000, 2, 8, 1), 50000));
 }
 
 void code_switch_sampler(benchmark::State& state) {
   std::vector<noise::IdTable> dicts;
   for (std::uint64_t l = 0; l < 5; ++l) dicts.push_back(synthetic_table(50000, 1, 3, 10 + l));
-  run_sampler(state, noise::CodeSwitchSampler(std::move(dicts), noise::CodeSwitchOptions{1.0, 0.5}));
+  run_sampler(state, noise::CodeSwitchSampler(std::move(dicts), 50000, noise::CodeSwitchOptions{1.0, 0.5}));
 }
 
 template <class... Args>

@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   // token embedding's norm at initialisation (std 0.02 per coordinate, 64 coordinates).
   perturb::PGDOptions<float> attack;
   attack.ball = {perturb::Norm::l2, perturb::Granularity::token, 0.05f};
-  attack.alpha = 0.02f;
+  attack.step_size = 0.02f;
   attack.steps = 3;
 
   std::printf("%-10s %10s %12s %16s\n", "recipe", "final loss", "clean acc", "acc under PGD-5");
@@ -54,20 +54,19 @@ int main(int argc, char** argv) {
         loss = model.loss_and_backward(batch, y);
       } else if (recipe == "pgd") {
         // min over parameters of (clean loss + adversarial loss), delta from PGD-3.
-        loss = perturb::adversarial_training_step(objective, objective.embeddings(), batch.mask, attack).total;
+        const perturb::AdversarialStepOptions<float> step_options{attack};
+        loss = perturb::adversarial_training_step(objective, objective.embeddings(), batch.mask, step_options, {step * B, step}).loss;
       } else if (recipe == "freelb") {
         perturb::FreeLBOptions<float> fo;
-        fo.adv_lr = 0.02f;
-        fo.max_norm = 0.2f;  // per sequence: about 0.05 per token over ~18 tokens
-        fo.seed = step;
-        loss = perturb::freelb(objective, objective.embeddings(), batch.mask, fo).mean_loss;
-      } else {  // SMART: task loss + alpha * symmetric KL to the clean prediction at a virtual adversarial delta
+        fo.step_size = 0.02f;
+        fo.ball.epsilon = 0.2f;  // per sequence: about 0.05 per token over ~18 tokens
+        loss = perturb::freelb(objective, objective.embeddings(), batch.mask, fo, {step * B, step}).loss;
+      } else {  // SMART: task loss + weight * symmetric KL to the clean prediction at a virtual adversarial delta
         loss = model.loss_and_backward(batch, y);
         auto divergence = nn::ClassifierObjective<float>::symmetric_kl(model, batch, model.logits());
         perturb::SMARTOptions<float> so;
-        so.seed = step;
-        so.epsilon = 0.05f;
-        loss += perturb::smart_regularizer(divergence, objective.embeddings(), batch.mask, so, 1.0f).total;
+        so.ball.epsilon = 0.05f;
+        loss += perturb::smart_regularizer(divergence, objective.embeddings(), batch.mask, so, 1.0f, {step * B, step}).loss;
       }
       nn::clip_grad_norm(model.params(), 1.0f);
       opt.step();

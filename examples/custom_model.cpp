@@ -263,9 +263,10 @@ int main(int argc, char** argv) {
     };
 
     // ---- 2. Min-max training on the caller's buffers, plain SGD.
-    perturb::PGDOptions<float> attack;
+    perturb::AdversarialStepOptions<float> step_options;
+    perturb::PGDOptions<float>& attack = step_options.attack;
     attack.ball = {Norm::l2, Granularity::token, epsilon};
-    attack.alpha = epsilon / 2;
+    attack.step_size = epsilon / 2;
     attack.steps = 3;
     std::printf("2. adversarial training: %zu epochs, PGD-%d, L2 per token, epsilon %.3g\n", epochs, attack.steps,
                 epsilon);
@@ -277,8 +278,8 @@ int main(int argc, char** argv) {
         auto [x0, mask] = batch_view(train, first, batch);
         std::fill(model.grad_weight.begin(), model.grad_weight.end(), 0.0f);
         std::fill(model.grad_bias.begin(), model.grad_bias.end(), 0.0f);
-        const auto step = perturb::adversarial_training_step(objective, x0, mask, attack);
-        sum += step.total;
+        const auto step = perturb::adversarial_training_step(objective, x0, mask, step_options, {first, epoch});
+        sum += step.loss;
         for (std::size_t i = 0; i < model.weight.size(); ++i) model.weight[i] -= lr * model.grad_weight[i];
         for (std::size_t c = 0; c < C; ++c) model.bias[c] -= lr * model.grad_bias[c];
       }
@@ -299,7 +300,7 @@ int main(int argc, char** argv) {
       auto [x0, mask] = batch_view(test, 0, test.size);
       perturb::PGDOptions<float> pgd = attack;
       pgd.steps = 10;
-      pgd.alpha = epsilon / 4;
+      pgd.step_size = epsilon / 4;
       pgd.record_losses = true;
       const auto result = perturb::pgd(objective, x0, mask, pgd);
       Tensor<float, 3> grad;

@@ -175,11 +175,11 @@ int main(int argc, char** argv) {
 
     perturb::PGDOptions<float> attack;
     attack.ball = {Norm::l2, Granularity::token, epsilon};
-    attack.alpha = epsilon / 2;
+    attack.step_size = epsilon / 2;
     attack.steps = 3;
     perturb::PGDOptions<float> eval_attack = attack;
     eval_attack.steps = 10;
-    eval_attack.alpha = epsilon / 4;
+    eval_attack.step_size = epsilon / 4;
 
     Rng data(seed, 1), test_data(seed, 2);
     Batch test, batch;
@@ -200,9 +200,11 @@ int main(int argc, char** argv) {
       TorchObjective objective(net, batch, clean);
       optimizer.zero_grad();
       // Clean + adversarial loss; the parameter gradients accumulate in libtorch's .grad() tensors.
-      const auto losses = perturb::adversarial_training_step(objective, x0, batch.tokens.mask, attack);
+      const perturb::AdversarialStepOptions<float> step_options{attack};
+      const auto losses = perturb::adversarial_training_step(objective, x0, batch.tokens.mask, step_options,
+                                                             {step * batch_size, step});
       optimizer.step();
-      window_loss += losses.total;
+      window_loss += losses.loss;
       if ((step + 1) % 100 == 0 || step + 1 == steps) {
         const std::size_t window = (step + 1) % 100 ? (step + 1) % 100 : 100;
         const double mean = window_loss / static_cast<double>(window);

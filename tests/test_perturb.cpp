@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <filesystem>
 #include <robustxlt/robustxlt.hpp>
 #include <vector>
@@ -97,9 +98,9 @@ TEST_CASE("projection, directions and SMART normalisation: hand-computed values"
   CHECK(x == Tensor<float, 3>{{{0.5f, 0.5f}, {0.3f, -0.4f}}});
 
   Tensor<float, 3> g = {{{3, -4}, {0, 0}}}, dir = xt::zeros<float>({1, 2, 2});
-  ascent_direction(g, dir, none, Norm::linf, Granularity::token);
+  ascent_direction(dir, g, none, Norm::linf, Granularity::token);
   CHECK(dir == Tensor<float, 3>{{{1, -1}, {0, 0}}});
-  ascent_direction(g, dir, none, Norm::l2, Granularity::token);
+  ascent_direction(dir, g, none, Norm::l2, Granularity::token);
   CHECK(dir(0, 0, 0) == doctest::Approx(0.6f));
   CHECK(dir(0, 0, 1) == doctest::Approx(-0.8f));
   CHECK(dir(0, 1, 0) == 0.0f);  // zero gradient: zero direction, not NaN
@@ -125,7 +126,7 @@ TEST_CASE("step_and_project: invariants on random inputs for every norm and gran
         step_and_project(delta, g, mask, ball, alpha);
         // The step matches the unfused definition: direction, add, project.
         Tensor<float, 3> dir = xt::zeros<float>({B, T, D});
-        ascent_direction(g, dir, mask, norm, gran);
+        ascent_direction(dir, g, mask, norm, gran);
         Tensor<float, 3> ref = before + alpha * dir;
         project(ref, mask, ball);
         CHECK(xt::amax(xt::abs(delta - ref))() <= 1e-5f);
@@ -207,7 +208,12 @@ TEST_CASE("Linf, Gaussian and FreeLB starts: ranges, moments, padding, thread in
   CHECK(xt::amax(xt::abs(xt::view(f, 1)))() <= 0.5f / std::sqrt(3.0f * 64));
   CHECK(xt::amax(xt::abs(xt::view(f, 1)))() > 0.4f / std::sqrt(3.0f * 64));
   CHECK(xt::amax(xt::abs(xt::view(f, 1, xt::range(3, 8), xt::all())))() == 0.0f);
+}
 
+TEST_CASE("random starts do not depend on the thread count" * robustxlt_test::needs_threads()) {
+  const auto mask = lengths_mask(8, {8, 3});
+  Tensor<float, 3> a = xt::zeros<float>({2, 8, 64});
+  uniform_ball_start(a, mask, Ball<float>{Norm::linf, Granularity::token, 0.1f}, 3);
   set_num_threads(2);
   Tensor<float, 3> b = xt::zeros<float>({2, 8, 64});
   uniform_ball_start(b, mask, Ball<float>{Norm::linf, Granularity::token, 0.1f}, 3);
@@ -232,7 +238,7 @@ TEST_CASE("PGD and FGSM reach the known maximiser of a linear objective") {
   // L2 per sequence: the maximiser of <w, delta> over ||delta_b|| <= eps is eps * w_b / ||w_b||.
   PGDOptions<float> opt;
   opt.ball = {Norm::l2, Granularity::sequence, 0.5f};
-  opt.alpha = 0.2f;
+  opt.step_size = 0.2f;
   opt.steps = 5;
   opt.record_losses = true;
   auto r = pgd(obj, x0, mask, opt);
@@ -244,7 +250,7 @@ TEST_CASE("PGD and FGSM reach the known maximiser of a linear objective") {
   for (std::size_t k = 1; k < r.losses.size(); ++k) CHECK(r.losses[k] >= r.losses[k - 1] - 1e-4f);
   CHECK(obj.param_calls == 0);
   // FGSM with Linf: eps * sign(w) in one step.
-  auto f = fgsm(obj, x0, mask, Ball<float>{Norm::linf, Granularity::token, 0.1f});
+  auto f = fgsm(obj, x0, mask, FGSMOptions<float>{Ball<float>{Norm::linf, Granularity::token, 0.1f}});
   for (std::size_t i = 0; i < f.delta.size(); ++i) {
     const float w = obj.w.data()[i];
     CHECK(f.delta.data()[i] == (w > 0 ? 0.1f : w < 0 ? -0.1f : 0.0f));
@@ -263,13 +269,13 @@ TEST_CASE("FreeLB asks for parameter gradients of loss / K at each of K evaluati
   const Tensor<float, 3> x0 = random_tensor(2, 4, 6, 12);
   FreeLBOptions<float> opt;
   opt.steps = 4;
-  opt.adv_lr = 0.1f;
-  opt.max_norm = 0.2f;
+  opt.step_size = 0.1f;
+  opt.ball.epsilon = 0.2f;
   auto r = freelb(obj, x0, Tensor<std::int64_t, 2>{}, opt);
   CHECK(obj.calls == 4);
   CHECK(obj.param_calls == 4);
   CHECK(obj.scales == std::vector<float>(4, 0.25f));
-  CHECK(r.mean_loss == doctest::Approx((r.losses[0] + r.losses[1] + r.losses[2] + r.losses[3]) / 4));
+  CHECK(r.loss == doctest::Approx((r.losses[0] + r.losses[1] + r.losses[2] + r.losses[3]) / 4));
   CHECK(xt::amax(norms(r.delta, Tensor<std::int64_t, 2>{}, Norm::l2, Granularity::sequence))() <= 0.2f * (1 + 1e-5f));
   // A callable without an Evaluation argument cannot give parameter gradients: a clear error.
   auto plain = [](const Tensor<float, 3>& x, Tensor<float, 3>& g) {
@@ -282,15 +288,18 @@ TEST_CASE("FreeLB asks for parameter gradients of loss / K at each of K evaluati
 TEST_CASE("adversarial_training_step: clean gradient reused as the first PGD step; weights applied") {
   LinearObjective obj{random_tensor(2, 3, 4, 13)};
   const Tensor<float, 3> x0 = random_tensor(2, 3, 4, 14);
-  PGDOptions<float> attack;
+  AdversarialStepOptions<float> step;
+  PGDOptions<float>& attack = step.attack;
   attack.ball = {Norm::l2, Granularity::token, 0.3f};
-  attack.alpha = 0.1f;
+  attack.step_size = 0.1f;
   attack.steps = 3;
-  auto s = adversarial_training_step(obj, x0, Tensor<std::int64_t, 2>{}, attack, 0.5f);
+  step.adversarial_weight = 0.5f;
+  auto s = adversarial_training_step(obj, x0, Tensor<std::int64_t, 2>{}, step);
   CHECK(obj.calls == 4);  // clean + 2 attack + adversarial: PGD-3 costs 4 passes
   CHECK(obj.param_calls == 2);
   CHECK(obj.scales == std::vector<float>{1.0f, 1.0f, 1.0f, 0.5f});
-  CHECK(s.total == doctest::Approx(s.clean + 0.5f * s.adversarial));
+  CHECK(s.loss == doctest::Approx(s.clean + 0.5f * s.adversarial));
+  CHECK(s.losses.size() == 4);
   CHECK(s.adversarial > s.clean);
   // The same delta as a standalone PGD from zero.
   LinearObjective fresh{obj.w};
@@ -314,7 +323,7 @@ TEST_CASE("SMART perturbation: per-token max-abs normalisation after each step")
   auto reg = smart_regularizer(obj, random_tensor(2, 4, 6, 16), mask, opt, 0.3f);
   CHECK(obj.param_calls == 1);
   CHECK(obj.scales.back() == 0.3f);
-  CHECK(reg.total == doctest::Approx(0.3f * reg.adversarial));
+  CHECK(reg.loss == doctest::Approx(0.3f * reg.adversarial));
 }
 
 TEST_CASE("non-finite gradients: an error by default, or the sequence is skipped") {
@@ -326,7 +335,7 @@ TEST_CASE("non-finite gradients: an error by default, or the sequence is skipped
   };
   PGDOptions<float> opt;
   opt.ball = {Norm::l2, Granularity::sequence, 1.0f};
-  opt.alpha = 0.5f;
+  opt.step_size = 0.5f;
   CHECK_THROWS_WITH_AS(pgd(bad, x0, Tensor<std::int64_t, 2>{}, opt),
                        "pgd: objective returned a non-finite gradient for sequence 1 (set on_non_finite = skip_example to "
                        "leave its delta unchanged)",
@@ -344,14 +353,20 @@ TEST_CASE("bad input raises robustxlt::Error naming the argument") {
   const Tensor<std::int64_t, 2> none;
   PGDOptions<float> opt;
   opt.ball.epsilon = -0.5f;
-  opt.alpha = 0.1f;
-  CHECK_THROWS_WITH_AS(pgd(obj, x0, none, opt), "pgd: epsilon must be >= 0 and finite, got -0.5", InvalidArgument);
-  opt.ball.epsilon = 0.0f;
-  CHECK_THROWS_WITH_AS(pgd(obj, x0, none, opt), "pgd: epsilon must be > 0, got 0", InvalidArgument);
+  opt.step_size = 0.1f;
+  CHECK_THROWS_WITH_AS(pgd(obj, x0, none, opt), "pgd: epsilon must be >= 0 (or +inf, Ball::unbounded), got -0.5",
+                       InvalidArgument);
+  opt.ball.epsilon = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_AS(pgd(obj, x0, none, opt), InvalidArgument);
+  opt.ball = Ball<float>::unbounded();
+  opt.start = Start::uniform_ball;
+  CHECK_THROWS_WITH_AS(pgd(obj, x0, none, opt), "pgd: epsilon must be >= 0 and finite (a bounded ball), got inf",
+                       InvalidArgument);
+  opt.start = Start::zero;
   opt.ball.epsilon = 1.0f;
-  opt.alpha = 0.0f;
-  CHECK_THROWS_WITH_AS(pgd(obj, x0, none, opt), "pgd: alpha must be > 0, got 0", InvalidArgument);
-  opt.alpha = 0.1f;
+  opt.step_size = 0.0f;
+  CHECK_THROWS_WITH_AS(pgd(obj, x0, none, opt), "pgd: step_size must be > 0 and finite, got 0", InvalidArgument);
+  opt.step_size = 0.1f;
   opt.steps = 0;
   CHECK_THROWS_WITH_AS(pgd(obj, x0, none, opt), "pgd: steps must be >= 1, got 0", InvalidArgument);
   opt.steps = 1;
@@ -371,8 +386,25 @@ TEST_CASE("bad input raises robustxlt::Error naming the argument") {
   CHECK_THROWS_WITH_AS(norms(flat, none, Norm::l2, Granularity::token), "norms: x must have rank 3 [B, T, D], got shape [2, 3]",
                        ShapeError);
   FreeLBOptions<float> fo;
-  fo.max_norm = -1.0f;
-  CHECK_THROWS_WITH_AS(freelb(obj, x0, none, fo), "freelb: max_norm must be >= 0 (0 = unbounded), got -1", InvalidArgument);
+  fo.ball.epsilon = -1.0f;
+  CHECK_THROWS_WITH_AS(freelb(obj, x0, none, fo), "freelb: epsilon must be >= 0 (or +inf, Ball::unbounded), got -1",
+                       InvalidArgument);
+  // A mask holds exactly 0 or 1: anything else names its position.
+  const Tensor<int, 2> two = {{1, 1, 0}, {1, 2, 0}};
+  CHECK_THROWS_WITH_AS(pgd(obj, x0, two, opt), "pgd: mask[1, 1] must be 0 or 1, got 2", InvalidArgument);
+  const Tensor<std::int8_t, 2> negative = {{1, 1, 0}, {1, -1, 0}};
+  CHECK_THROWS_WITH_AS(norms(x0, negative, Norm::l2, Granularity::token), "norms: mask[1, 1] must be 0 or 1, got -1",
+                       InvalidArgument);
+  // NaN or Inf in the clean embeddings is blamed on them, before any objective call.
+  Tensor<float, 3> nan_x0 = x0;
+  nan_x0(1, 2, 3) = std::numeric_limits<float>::infinity();
+  const int calls = obj.calls;
+  CHECK_THROWS_WITH_AS(pgd(obj, nan_x0, none, opt), "pgd: embeddings must be finite, got inf at [1, 2, 3]", NumericError);
+  CHECK_THROWS_WITH_AS(freelb(obj, nan_x0, none, FreeLBOptions<float>{}), "freelb: embeddings must be finite, got inf at [1, 2, 3]",
+                       NumericError);
+  CHECK_THROWS_WITH_AS(smart_perturbation(obj, nan_x0, none, SMARTOptions<float>{}),
+                       "smart_perturbation: embeddings must be finite, got inf at [1, 2, 3]", NumericError);
+  CHECK(obj.calls == calls);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -403,10 +435,10 @@ TEST_CASE("PyTorch parity: PGD (L2 per sequence, Linf per token) and FreeLB delt
     CAPTURE(std::string(key));
     PGDOptions<float> opt;
     opt.ball = {norm, gran, std::stof(meta.at(std::string(key) + "_eps"))};
-    opt.alpha = std::stof(meta.at(std::string(key) + "_alpha"));
+    opt.step_size = std::stof(meta.at(std::string(key) + "_alpha"));  // the reference script's name
     opt.steps = steps;
     const auto start = io.tensor<float, 3>(std::string(key) + ".start");
-    auto r = pgd(objective, objective.embeddings(), batch.mask, opt, &start);
+    auto r = pgd(objective, objective.embeddings(), batch.mask, opt, {}, &start);
     const double err = robustxlt_test::max_relative(r.delta, io.tensor<float, 3>(std::string(key) + ".delta"));
     const auto losses = io.tensor<float, 1>(std::string(key) + ".losses");
     for (int k = 0; k < steps; ++k) CHECK(r.losses[std::size_t(k)] == doctest::Approx(losses(std::size_t(k))).epsilon(1e-4));
@@ -421,10 +453,10 @@ TEST_CASE("PyTorch parity: PGD (L2 per sequence, Linf per token) and FreeLB delt
 
   FreeLBOptions<float> fo;
   fo.steps = steps;
-  fo.adv_lr = std::stof(meta.at("freelb_adv_lr"));
-  fo.max_norm = std::stof(meta.at("freelb_max_norm"));
+  fo.step_size = std::stof(meta.at("freelb_adv_lr"));  // the reference script's names
+  fo.ball = {Norm::l2, Granularity::sequence, std::stof(meta.at("freelb_max_norm"))};
   const auto start = io.tensor<float, 3>("freelb.start");
-  auto r = freelb(objective, objective.embeddings(), batch.mask, fo, &start);
+  auto r = freelb(objective, objective.embeddings(), batch.mask, fo, {}, &start);
   const double err = robustxlt_test::max_relative(r.delta, io.tensor<float, 3>("freelb.delta"));
   CHECK(err <= 1e-4);
   double worst = 0;
@@ -449,8 +481,98 @@ TEST_CASE("fgsm_step equals one PGD step from zero") {
     for (Granularity gran : kGrans) {
       const Ball<float> ball{norm, gran, 0.3f};
       Tensor<float, 3> a = xt::zeros<float>({3, 6, 10}), b = xt::zeros<float>({3, 6, 10});
-      fgsm_step(g, a, mask, ball);
+      fgsm_step(a, g, mask, ball);
       step_and_project(b, g, mask, ball, 0.3f);
       CHECK(xt::amax(xt::abs(a - b))() <= 1e-6f);
     }
+}
+
+TEST_CASE("epsilon 0 perturbs nothing; an unbounded ball never projects") {
+  const std::size_t B = 2, T = 4, D = 6;
+  const auto mask = lengths_mask(T, {4, 2});
+  LinearObjective obj{random_tensor(B, T, D, 31)};
+  const Tensor<float, 3> x0 = random_tensor(B, T, D, 32);
+  for (Norm norm : kNorms)
+    for (Granularity gran : kGrans) {
+      // A radius ramp starting at 0: every method runs and returns exactly zero.
+      PGDOptions<float> opt;
+      opt.ball = {norm, gran, 0.0f};
+      opt.step_size = 0.1f;
+      opt.steps = 3;
+      CHECK(xt::amax(xt::abs(pgd(obj, x0, mask, opt).delta))() == 0.0f);
+      opt.start = Start::uniform_ball;
+      CHECK(xt::amax(xt::abs(pgd(obj, x0, mask, opt).delta))() == 0.0f);
+      CHECK(xt::amax(xt::abs(fgsm(obj, x0, mask, FGSMOptions<float>{opt.ball}).delta))() == 0.0f);
+      AdversarialStepOptions<float> step;
+      step.attack = opt;
+      const auto s = adversarial_training_step(obj, x0, mask, step);
+      CHECK(xt::amax(xt::abs(s.delta))() == 0.0f);
+      CHECK(s.adversarial == s.clean);  // x0 + 0 is x0
+    }
+  // Unbounded: the L2 step of size a from zero has norm a exactly, not clipped.
+  Tensor<float, 3> delta = xt::zeros<float>({B, T, D});
+  step_and_project(delta, obj.w, mask, Ball<float>::unbounded(Norm::l2, Granularity::sequence), 5.0f);
+  const auto n = norms(delta, mask, Norm::l2, Granularity::sequence);
+  CHECK(n(0) == doctest::Approx(5.0f));
+  CHECK(n(1) == doctest::Approx(5.0f));
+  Tensor<float, 3> kept = delta;
+  project(kept, mask, Ball<float>::unbounded());
+  CHECK(kept == delta);
+  CHECK_THROWS_WITH_AS(fgsm_step(delta, obj.w, mask, Ball<float>::unbounded()),
+                       "fgsm_step: epsilon must be >= 0 and finite (a bounded ball), got inf", InvalidArgument);
+}
+
+TEST_CASE("random starts are keyed by (seed, global example index, step), not by batch position") {
+  const std::size_t T = 5, D = 8;
+  const Tensor<std::int64_t, 2> none;
+  for (Granularity gran : {Granularity::token, Granularity::sequence}) {
+    const Ball<float> ball{Norm::l2, gran, 0.4f};
+    // A batch of examples 10..13 at step 7, and example 12 alone: the same start for example 12.
+    Tensor<float, 3> four = xt::zeros<float>({std::size_t(4), T, D}), one = xt::zeros<float>({std::size_t(1), T, D});
+    uniform_ball_start(four, none, ball, 99, BatchIndex{10, 7});
+    uniform_ball_start(one, none, ball, 99, BatchIndex{12, 7});
+    CHECK(Tensor<float, 2>(xt::view(four, 2)) == Tensor<float, 2>(xt::view(one, 0)));
+    // Another step or another seed: another start.
+    Tensor<float, 3> next = xt::zeros<float>({std::size_t(1), T, D}), reseeded = xt::zeros<float>({std::size_t(1), T, D});
+    uniform_ball_start(next, none, ball, 99, BatchIndex{12, 8});
+    uniform_ball_start(reseeded, none, ball, 100, BatchIndex{12, 7});
+    CHECK(xt::amax(xt::abs(next - one))() > 0.0f);
+    CHECK(xt::amax(xt::abs(reseeded - one))() > 0.0f);
+  }
+  Tensor<float, 3> g4 = xt::zeros<float>({std::size_t(4), T, D}), g1 = xt::zeros<float>({std::size_t(1), T, D});
+  gaussian_start(g4, none, 1.0f, 5, BatchIndex{0, 3});
+  gaussian_start(g1, none, 1.0f, 5, BatchIndex{3, 3});
+  CHECK(Tensor<float, 2>(xt::view(g4, 3)) == Tensor<float, 2>(xt::view(g1, 0)));
+  // Through a method: PGD with a random start on a batch equals PGD on its examples one at a time.
+  LinearObjective obj{random_tensor(2, T, D, 41)};
+  const Tensor<float, 3> x0 = random_tensor(2, T, D, 42);
+  PGDOptions<float> opt;
+  opt.ball = {Norm::linf, Granularity::token, 0.2f};
+  opt.step_size = 0.05f;
+  opt.steps = 2;
+  opt.start = Start::uniform_ball;
+  opt.seed = 3;
+  const auto both = pgd(obj, x0, none, opt, BatchIndex{20, 4});
+  LinearObjective second{Tensor<float, 3>(xt::view(obj.w, xt::range(1, 2)))};
+  const auto alone = pgd(second, Tensor<float, 3>(xt::view(x0, xt::range(1, 2))), none, opt, BatchIndex{21, 4});
+  CHECK(Tensor<float, 2>(xt::view(both.delta, 1)) == Tensor<float, 2>(xt::view(alone.delta, 0)));
+}
+
+TEST_CASE("a parsed TokenMask is accepted by every kernel, and bool and uint8 masks are masks") {
+  const std::size_t B = 2, T = 3, D = 4;
+  const Tensor<bool, 2> as_bool = {{true, true, false}, {true, false, false}};
+  const Tensor<std::uint8_t, 2> as_u8 = {{1, 1, 0}, {1, 0, 0}};
+  const TokenMask parsed = TokenMask::from(as_u8, B, T, "test");
+  CHECK(parsed.all_tokens() == std::vector<std::size_t>{0, 1, 3});
+  const Tensor<float, 3> g = random_tensor(B, T, D, 51);
+  Tensor<float, 3> a = xt::zeros<float>({B, T, D}), b = a, c = a;
+  const Ball<float> ball{Norm::l2, Granularity::sequence, 0.5f};
+  step_and_project(a, g, as_bool, ball, 0.3f);
+  step_and_project(b, g, as_u8, ball, 0.3f);
+  step_and_project(c, g, parsed, ball, 0.3f);
+  CHECK(a == b);
+  CHECK(a == c);
+  CHECK(xt::amax(xt::abs(xt::view(a, 1, xt::range(1, 3), xt::all())))() == 0.0f);
+  CHECK_THROWS_WITH_AS(step_and_project(c, g, TokenMask(B, T + 1), ball, 0.3f),
+                       "step_and_project: mask must have shape [2, 3], got [2, 4]", ShapeError);
 }

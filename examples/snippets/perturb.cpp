@@ -13,7 +13,7 @@ int main() {
   };
   perturb::PGDOptions<float> pgd;
   pgd.ball = {perturb::Norm::l2, perturb::Granularity::token, /*epsilon=*/0.5f};
-  pgd.alpha = 0.2f;
+  pgd.step_size = 0.2f;
   pgd.steps = 3;
   const auto attack = perturb::pgd(linear, x0, Tensor<int, 2>{}, pgd);  // empty mask: every position is a token
   const bool reached = std::abs(attack.delta(0, 0, 0) - 0.3f) < 1e-6f && std::abs(attack.delta(0, 0, 1) - 0.4f) < 1e-6f &&
@@ -28,9 +28,14 @@ int main() {
   batch.ids = {{4, 8, 15, 16}, {23, 42, 0, 0}};
   batch.mask = {{1, 1, 1, 1}, {1, 1, 0, 0}};
   nn::ClassifierObjective<float> objective(model, batch, {1, 0});
-  pgd.ball.epsilon = 0.05f, pgd.alpha = 0.02f;
+  perturb::AdversarialStepOptions<float> step;
+  step.attack.ball = {perturb::Norm::l2, perturb::Granularity::token, /*epsilon=*/0.05f};
+  step.attack.step_size = 0.02f;
+  step.attack.steps = 3;
   model.params().zero_grad();
-  const auto losses = perturb::adversarial_training_step(objective, objective.embeddings(), batch.mask, pgd);
+  // Batch index {first example, training step} keys any random start: here the first batch of step 0.
+  const auto losses =
+      perturb::adversarial_training_step(objective, objective.embeddings(), batch.mask, step, BatchIndex{0, 0});
   optimizer.step();  // on the gradients of clean + adversarial loss
   std::printf("PGD reached the maximiser: %d; clean loss %.4f, adversarial loss %.4f\n", reached, losses.clean,
               losses.adversarial);

@@ -57,11 +57,12 @@ void check_perturbers() {
 
   perturb::PGDOptions<double> opt;
   opt.ball = {perturb::Norm::l2, perturb::Granularity::token, /*epsilon=*/0.5};
-  opt.alpha = 0.2;
+  opt.step_size = 0.2;
   opt.steps = 4;
   opt.record_losses = true;
   const auto pgd = perturb::pgd(half_square, x0, mask, opt);
-  const auto fgsm = perturb::fgsm(half_square, x0, mask, perturb::Ball<double>{perturb::Norm::linf, perturb::Granularity::token, 0.1});
+  const auto fgsm = perturb::fgsm(half_square, x0, mask,
+                                  perturb::FGSMOptions<double>{robustxlt::Ball<double>{robustxlt::Norm::linf, robustxlt::Granularity::token, 0.1}});
   double expected_loss = 0.0;
   for (std::size_t b = 0; b < B; ++b)
     for (std::size_t t = 0; t < T; ++t) {
@@ -85,7 +86,7 @@ void check_perturbers() {
 void check_samplers() {
   namespace noise = robustxlt::noise;
   // Vocabulary of 6 ids: N(0) = {1, 2, 3}, N(4) = {5}, no other word has neighbours.
-  const noise::SynonymSampler synonyms(noise::IdTable({0, 3, 3, 3, 3, 4, 4}, {1, 2, 3, 5}));
+  const noise::SynonymSampler synonyms(noise::IdTable({0, 3, 3, 3, 3, 4, 4}, {1, 2, 3, 5}), /*vocab_size=*/6);
   const std::size_t k = 4000;
   const auto copies = synonyms.augment({0, 4, 1}, k, /*seed=*/7, /*example=*/0);
   std::size_t first[4] = {0, 0, 0, 0}, second_changed = 0, bad = 0;
@@ -104,7 +105,7 @@ void check_samplers() {
   std::vector<noise::IdTable> dictionaries;
   dictionaries.emplace_back(std::vector<std::uint32_t>{0, 1}, std::vector<std::uint32_t>{10});
   dictionaries.emplace_back(std::vector<std::uint32_t>{0, 1, 2}, std::vector<std::uint32_t>{20, 21});
-  const noise::CodeSwitchSampler code_switch(std::move(dictionaries), noise::CodeSwitchOptions{1.0, 1.0});
+  const noise::CodeSwitchSampler code_switch(std::move(dictionaries), /*vocab_size=*/22, noise::CodeSwitchOptions{1.0, 1.0});
   const auto switched = code_switch.augment({0, 1, 2}, k, /*seed=*/11, /*example=*/3);
   std::size_t to_a = 0;
   bad = 0;
@@ -122,7 +123,7 @@ void check_samplers() {
 void check_smoothing() {
   namespace noise = robustxlt::noise;
   namespace smooth = robustxlt::smooth;
-  const noise::SynonymSampler synonyms(noise::IdTable({0, 3, 3, 3, 3}, {1, 2, 3}));
+  const noise::SynonymSampler synonyms(noise::IdTable({0, 3, 3, 3, 3}, {1, 2, 3}), /*vocab_size=*/4);
   const std::vector<std::int64_t> sentence = {0, 2};
   // Copy classifier: class 1 when the first word was substituted (probability 3/4), else 0.
   auto classify = [&](std::size_t first_copy, std::size_t count, std::vector<std::int64_t>& labels) {

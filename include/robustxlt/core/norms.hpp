@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -23,6 +24,23 @@ enum class Norm { l2, linf };
 enum class Granularity { token, sequence, batch };
 
 inline const char* norm_name(Norm n) noexcept { return n == Norm::l2 ? "l2" : "linf"; }
+
+// A norm ball: which norm, which elements share it (one token's D values, one sequence's unmasked T x D
+// block, or the whole batch), and its radius. epsilon == 0 means "no perturbation" (every projection gives
+// zero), so a radius ramp may start at 0; an unbounded ball is said explicitly with Ball::unbounded
+// (epsilon = +infinity: projections do nothing). Perturbers, noise and the alignment diagnostics all take a
+// radius as a Ball.
+template <class T>
+struct Ball {
+  Norm norm = Norm::l2;
+  Granularity granularity = Granularity::token;
+  T epsilon = T(1);  // >= 0, or +infinity for unbounded
+
+  static Ball unbounded(Norm norm = Norm::l2, Granularity granularity = Granularity::sequence) noexcept {
+    return Ball{norm, granularity, std::numeric_limits<T>::infinity()};
+  }
+  bool bounded() const noexcept { return epsilon != std::numeric_limits<T>::infinity(); }
+};
 
 namespace detail {
 
@@ -50,6 +68,25 @@ auto view3(E& e, const char* where, const char* name) {
   return Out{static_cast<ptr_type>(e.data()), s[0], s[1], s[2]};
 }
 
+// Throws InvalidArgument unless epsilon is >= 0 (+infinity allowed only when allow_unbounded).
+template <class T>
+void check_ball(const char* where, const Ball<T>& ball, bool allow_unbounded = true) {
+  if (!(ball.epsilon >= T(0)) || (!allow_unbounded && !ball.bounded()))
+    robustxlt::detail::fail(where, allow_unbounded ? ": epsilon must be >= 0 (or +inf, Ball::unbounded), got "
+                                                   : ": epsilon must be >= 0 and finite (a bounded ball), got ",
+                            ball.epsilon);
+}
+
+// Throws NumericError naming the first NaN or Inf element [b, t, d] of a [B, T, D] input.
+template <class V>
+void check_finite(const char* where, const char* name, const V& v) {
+  if (simd::all_finite(v.size(), v.data)) return;
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (!std::isfinite(v.data[i]))
+      robustxlt::detail::fail<NumericError>(where, ": ", name, " must be finite, got ", v.data[i], " at [",
+                                            i / (v.T * v.D), ", ", (i / v.D) % v.T, ", ", i % v.D, "]");
+}
+
 template <class A, class B>
 void check_same_shape(const char* where, const char* name_a, const A& a, const char* name_b, const B& b) {
   if (a.B != b.B || a.T != b.T || a.D != b.D)
@@ -59,24 +96,49 @@ void check_same_shape(const char* where, const char* name_a, const A& a, const c
 
 }  // namespace detail
 
-// Which positions are tokens, with the token lists each granularity groups by.
+// Which positions are tokens, with the token lists each granularity groups by: a mask parsed and checked
+// once. Every function that takes a mask also takes a TokenMask, so a method checks its caller's mask at
+// entry and hands the parsed form to the kernels it calls.
 class TokenMask {
  public:
   // All B x T positions are tokens.
   TokenMask(std::size_t B, std::size_t T) : B_(B), T_(T), valid_(B * T, 1) { index(); }
 
-  // From a [B, T] mask (any integer or bool xtensor; non-zero = token). An empty mask means all tokens.
-  // Throws ShapeError when the shape differs from [B, T].
+  // From a [B, T] mask: any integral or bool xtensor container or view (xt::adapt of a caller's buffer
+  // included), 1 = token, 0 = padding; an empty mask means all tokens. A floating mask does not compile.
+  // Throws ShapeError when the shape differs from [B, T], InvalidArgument naming the first position whose
+  // value is neither 0 nor 1. `where` names the calling function in messages.
   template <class M>
   static TokenMask from(const M& mask, std::size_t B, std::size_t T, const char* where) {
+    using V = std::decay_t<typename M::value_type>;
+    static_assert(std::is_integral_v<V>,
+                  "robustxlt: a mask must hold an integral or bool type (1 = token, 0 = padding); got a floating or "
+                  "other non-integral tensor, convert it first (e.g. xt::cast<std::uint8_t>(mask))");
     TokenMask m(B, T);
     if (mask.size() == 0) return m;
     if (mask.dimension() != 2 || mask.shape()[0] != B || mask.shape()[1] != T)
       robustxlt::detail::fail<ShapeError>(where, ": mask must have shape [", B, ", ", T, "], got ", shape_string(mask.shape()));
     for (std::size_t b = 0; b < B; ++b)
-      for (std::size_t t = 0; t < T; ++t) m.valid_[b * T + t] = mask(b, t) != 0 ? 1 : 0;
+      for (std::size_t t = 0; t < T; ++t) {
+        const V v = mask(b, t);
+        if constexpr (std::is_same_v<V, bool>) {
+          m.valid_[b * T + t] = v ? 1 : 0;
+        } else {
+          if (v != V(0) && v != V(1))
+            robustxlt::detail::fail(where, ": mask[", b, ", ", t, "] must be 0 or 1, got ", +v);
+          m.valid_[b * T + t] = static_cast<std::uint8_t>(v);
+        }
+      }
     m.index();
     return m;
+  }
+
+  // The parsed mask itself, for kernels called with a TokenMask a method already built: only its shape is
+  // checked (ShapeError), nothing is copied.
+  static const TokenMask& from(const TokenMask& mask, std::size_t B, std::size_t T, const char* where) {
+    if (mask.B_ != B || mask.T_ != T)
+      robustxlt::detail::fail<ShapeError>(where, ": mask must have shape [", B, ", ", T, "], got [", mask.B_, ", ", mask.T_, "]");
+    return mask;
   }
 
   std::size_t batch() const noexcept { return B_; }
@@ -178,7 +240,7 @@ template <class E, class M>
 auto norms(const E& x, const M& mask, Norm norm, Granularity granularity) {
   auto v = detail::view3(x, "norms", "x");
   using T = std::remove_const_t<std::remove_pointer_t<decltype(v.data)>>;
-  const TokenMask m = TokenMask::from(mask, v.B, v.T, "norms");
+  const TokenMask& m = TokenMask::from(mask, v.B, v.T, "norms");
   Tensor<T, 1> out = xt::zeros<T>({detail::group_count(m, granularity)});
   detail::for_each_group(m, granularity, [&](std::size_t g, const std::size_t* toks, std::size_t count) {
     out(g) = detail::group_norm(v.data, toks, count, v.D, norm);

@@ -33,6 +33,10 @@ inline constexpr bool is_attack_objective = std::is_invocable_r_v<T, F&, const T
 // Calls either form of objective.
 template <class T, class F>
 T evaluate(F& f, const Tensor<T, 3>& x, Tensor<T, 3>& grad, const Evaluation<T>& request) {
+  static_assert(!std::is_invocable_v<F&, const Tensor<T, 3>&, const Tensor<T, 3>&, const Evaluation<T>&> &&
+                    !std::is_invocable_v<F&, const Tensor<T, 3>&, const Tensor<T, 3>&>,
+                "objective: grad_x must be taken as a non-const reference, Tensor<T, 3>& grad_x (the objective writes "
+                "dLoss/dx into it); a const or by-value gradient parameter would leave the perturber's gradient empty");
   if constexpr (is_full_objective<F, T>) {
     return static_cast<T>(f(x, grad, request));
   } else {

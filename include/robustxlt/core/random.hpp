@@ -268,4 +268,19 @@ class Rng {
   bool has_spare_ = false;
 };
 
+// Where a batch sits in a run: sequence b of a [B, ...] batch is global example first_example + b, seen at
+// training step `step`. Methods that draw per example (perturbers' random starts) key their streams by
+// (seed, first_example + b, step), so a draw depends on neither the batch size, the thread or rank count,
+// nor the order of processing. A training loop passes {index of its batch's first example, its step}.
+struct BatchIndex {
+  std::uint64_t first_example = 0;
+  std::uint64_t step = 0;
+};
+
+// The stream keyed by (seed, example, step, position), e.g. token t of one example at one step.
+inline Rng keyed_stream(std::uint64_t seed, std::uint64_t example, std::uint64_t step, std::uint64_t position) noexcept {
+  Rng head(seed, example, step);
+  return Rng(head(), position);
+}
+
 }  // namespace robustxlt

@@ -1,9 +1,11 @@
 #pragma once
 // Building blocks of the embedding perturbers, over [B, T, D] row-major tensors (xtensor containers or
-// xt::adapt views of a caller's buffer) with an optional padding mask [B, T] (non-zero = token):
-// steepest-ascent directions, projections onto epsilon balls, fused step + projection kernels and random
-// starts, on top of the grouped norms of core/norms.hpp. Padded positions never receive perturbation (they
-// are written as zero) and never count in a norm.
+// xt::adapt views of a caller's buffer) with an optional padding mask [B, T] (1 = token, 0 = padding; any
+// integral or bool tensor, or a TokenMask already parsed): steepest-ascent directions, projections onto
+// balls, fused step + projection kernels and random starts, on top of the grouped norms of core/norms.hpp.
+// Every kernel writes its first argument. Padded positions never receive perturbation (they are written as
+// zero) and never count in a norm. A radius is a Ball (core/norms.hpp): epsilon 0 perturbs nothing,
+// Ball::unbounded never projects.
 
 #include <algorithm>
 #include <cmath>
@@ -21,6 +23,8 @@
 
 namespace robustxlt::perturb {
 
+using robustxlt::Ball;
+using robustxlt::BatchIndex;
 using robustxlt::Granularity;
 using robustxlt::Norm;
 using robustxlt::norm_name;
@@ -33,16 +37,10 @@ enum class Direction {
   normalized,  // g / ||g|| in the ball's own norm per group (FreeLB's Linf step: g / max|g|)
 };
 
-// A norm ball: which norm, which elements share it, and its radius.
-template <class T>
-struct Ball {
-  Norm norm = Norm::l2;
-  Granularity granularity = Granularity::token;
-  T epsilon = T(1);
-};
-
 namespace detail {
 
+using robustxlt::detail::check_ball;
+using robustxlt::detail::check_finite;
 using robustxlt::detail::check_same_shape;
 using robustxlt::detail::for_each_group;
 using robustxlt::detail::group_count;
@@ -52,12 +50,12 @@ using robustxlt::detail::view3;
 using robustxlt::detail::zero_padding;
 
 // x = clamp(x + a * dir(g), -eps, eps) over n elements, dir = sign (sign_step) or g * inv (scaled step).
-// eps <= 0 disables the clamp.
+// eps = +infinity disables the clamp.
 template <class T>
 void linf_step_clamp(std::size_t n, T* x, const T* g, T a, T inv, bool sign_step, T eps) noexcept {
   using B = simd::batch<T>;
   constexpr std::size_t W = simd::width<T>;
-  const bool clamp = eps > T(0);
+  const bool clamp = eps != std::numeric_limits<T>::infinity();
   const B va(a), vinv(inv), lo(-eps), hi(eps), zero(T(0)), one(T(1));
   std::size_t i = 0;
   for (; i + W <= n; i += W) {
@@ -144,24 +142,23 @@ void scaled_axpy(std::size_t n, T* x, const T* g, T a, T s) noexcept {
 }
 
 template <class T>
-void check_ball(const char* where, const Ball<T>& ball, bool allow_unbounded) {
-  if (!(ball.epsilon >= T(0)) || !std::isfinite(ball.epsilon))
-    robustxlt::detail::fail(where, ": epsilon must be >= 0 and finite, got ", ball.epsilon);
-  if (!allow_unbounded && !(ball.epsilon > T(0)))
-    robustxlt::detail::fail(where, ": epsilon must be > 0, got ", ball.epsilon);
+void check_step_size(const char* where, T step_size) {
+  if (!(step_size > T(0)) || !std::isfinite(step_size))
+    robustxlt::detail::fail(where, ": step_size must be > 0 and finite, got ", step_size);
 }
 
 }  // namespace detail
 
 // Projects delta onto the ball in place: L2 scales each group by min(1, eps / ||delta||), Linf clamps to
-// [-eps, eps]. Padded positions become zero. Throws InvalidArgument when epsilon <= 0.
+// [-eps, eps]; epsilon 0 gives zeros, an unbounded ball leaves delta as it is. Padded positions become
+// zero. Throws InvalidArgument when epsilon < 0 or NaN, ShapeError on a mask of another shape.
 template <class E, class M, class T>
 void project(E& delta, const M& mask, const Ball<T>& ball) {
-  detail::check_ball("project", ball, false);
+  detail::check_ball("project", ball);
   auto v = detail::view3(delta, "project", "delta");
-  const TokenMask m = TokenMask::from(mask, v.B, v.T, "project");
+  const TokenMask& m = TokenMask::from(mask, v.B, v.T, "project");
   const T eps = ball.epsilon;
-  detail::for_each_group(m, ball.granularity, [&](std::size_t, const std::size_t* toks, std::size_t count) {
+  if (ball.bounded()) detail::for_each_group(m, ball.granularity, [&](std::size_t, const std::size_t* toks, std::size_t count) {
     if (ball.norm == Norm::linf) {
       for (std::size_t k = 0; k < count; ++k)
         detail::linf_step_clamp(v.D, v.data + toks[k] * v.D, v.data + toks[k] * v.D, T(0), T(0), false, eps);
@@ -178,13 +175,13 @@ void project(E& delta, const M& mask, const Ball<T>& ball) {
 
 // Writes the ascent direction of grad into dir (same shape): sign(g) for Linf, g / ||g||_2 per group for L2
 // (a group whose gradient is zero gets a zero direction, never NaN). Padded positions get zero.
-template <class EG, class ED, class M>
-void ascent_direction(const EG& grad, ED& dir, const M& mask, Norm norm, Granularity granularity) {
+template <class ED, class EG, class M>
+void ascent_direction(ED& dir, const EG& grad, const M& mask, Norm norm, Granularity granularity) {
   auto g = detail::view3(grad, "ascent_direction", "grad");
   auto d = detail::view3(dir, "ascent_direction", "dir");
   detail::check_same_shape("ascent_direction", "grad", g, "dir", d);
   using T = std::remove_pointer_t<decltype(d.data)>;
-  const TokenMask m = TokenMask::from(mask, g.B, g.T, "ascent_direction");
+  const TokenMask& m = TokenMask::from(mask, g.B, g.T, "ascent_direction");
   detail::for_each_group(m, granularity, [&](std::size_t, const std::size_t* toks, std::size_t count) {
     T inv = 0;
     if (norm == Norm::l2) {
@@ -199,14 +196,15 @@ void ascent_direction(const EG& grad, ED& dir, const M& mask, Norm norm, Granula
 }
 
 // The FGSM step written directly: delta = eps * dir(grad) per group (sign for Linf, g / ||g||_2 for L2, zero
-// for a zero gradient), reading grad once and writing delta once. Padded positions get zero.
-template <class EG, class ED, class M, class T>
-void fgsm_step(const EG& grad, ED& delta, const M& mask, const Ball<T>& ball) {
+// for a zero gradient), reading grad once and writing delta once. Padded positions get zero. Throws
+// InvalidArgument on an unbounded ball (a step of infinite size) or epsilon < 0.
+template <class ED, class EG, class M, class T>
+void fgsm_step(ED& delta, const EG& grad, const M& mask, const Ball<T>& ball) {
   detail::check_ball("fgsm_step", ball, false);
   auto g = detail::view3(grad, "fgsm_step", "grad");
   auto d = detail::view3(delta, "fgsm_step", "delta");
   detail::check_same_shape("fgsm_step", "grad", g, "delta", d);
-  const TokenMask m = TokenMask::from(mask, g.B, g.T, "fgsm_step");
+  const TokenMask& m = TokenMask::from(mask, g.B, g.T, "fgsm_step");
   const T eps = ball.epsilon;
   detail::for_each_group(m, ball.norm == Norm::linf ? Granularity::token : ball.granularity,
                          [&](std::size_t, const std::size_t* toks, std::size_t count) {
@@ -222,37 +220,51 @@ void fgsm_step(const EG& grad, ED& delta, const M& mask, const Ball<T>& ball) {
   detail::zero_padding(d.data, m, d.D);
 }
 
-// SMART's normalisation, in place: each token's row x / (max_d |x_d| + tiny). Padded positions become zero.
+// Scales each group onto the sphere of the ball, in place: x <- eps * x / (||x||_group + tiny) (SMART's rule
+// for a per-token Linf ball). Padded positions become zero. Throws InvalidArgument when tiny < 0, on an
+// unbounded ball or epsilon < 0.
 template <class E, class M, class T>
-void normalize_per_token_max(E& x, const M& mask, T tiny) {
-  auto v = detail::view3(x, "normalize_per_token_max", "x");
-  if (!(tiny >= T(0))) robustxlt::detail::fail("normalize_per_token_max: tiny must be >= 0, got ", tiny);
-  const TokenMask m = TokenMask::from(mask, v.B, v.T, "normalize_per_token_max");
-  detail::for_each_group(m, Granularity::token, [&](std::size_t, const std::size_t* toks, std::size_t) {
-    T* r = v.data + toks[0] * v.D;
-    const T den = detail::max_abs(v.D, r) + tiny;
-    if (den > T(0)) simd::scale(v.D, T(1) / den, r);
+void normalize_to_ball(E& x, const M& mask, const Ball<T>& ball, T tiny) {
+  detail::check_ball("normalize_to_ball", ball, false);
+  if (!(tiny >= T(0)) || !std::isfinite(tiny)) robustxlt::detail::fail("normalize_to_ball: tiny must be >= 0, got ", tiny);
+  auto v = detail::view3(x, "normalize_to_ball", "x");
+  const TokenMask& m = TokenMask::from(mask, v.B, v.T, "normalize_to_ball");
+  detail::for_each_group(m, ball.granularity, [&](std::size_t, const std::size_t* toks, std::size_t count) {
+    const T den = detail::group_norm(v.data, toks, count, v.D, ball.norm) + tiny;
+    if (!(den > T(0))) return;
+    for (std::size_t k = 0; k < count; ++k) {
+      T* r = v.data + toks[k] * v.D;
+      simd::scale(v.D, T(1) / den, r);
+      if (ball.epsilon != T(1)) simd::scale(v.D, ball.epsilon, r);
+    }
   });
   detail::zero_padding(v.data, m, v.D);
 }
 
-// One fused ascent step with projection, in place: delta <- Proj_ball(delta + alpha * direction(grad)).
+// SMART's normalisation, in place: each token's row x / (max_d |x_d| + tiny). Padded positions become zero.
+template <class E, class M, class T>
+void normalize_per_token_max(E& x, const M& mask, T tiny) {
+  normalize_to_ball(x, mask, Ball<T>{Norm::linf, Granularity::token, T(1)}, tiny);
+}
+
+// One fused ascent step with projection, in place: delta <- Proj_ball(delta + step_size * direction(grad)).
 // Reads delta and grad once and writes delta once (per-group passes stay in cache). L2: the new norm comes
 // from ||d||^2 + 2 a <d, g> + a^2 ||g||^2, so no second pass over memory. A group whose gradient is zero is
-// left unchanged (no step, no NaN).
-// With project = false the step is unbounded (FreeLB's max_norm = 0). Padded positions become zero.
-// Throws ShapeError on mismatched shapes, InvalidArgument when alpha <= 0 or epsilon <= 0 while projecting.
+// left unchanged (no step, no NaN). An unbounded ball steps without projecting (FreeLB's default); epsilon 0
+// leaves zeros. Padded positions become zero.
+// Throws ShapeError on mismatched shapes, InvalidArgument when step_size <= 0 or epsilon < 0.
 template <class ED, class EG, class M, class T>
-void step_and_project(ED& delta, const EG& grad, const M& mask, const Ball<T>& ball, T alpha,
-                      Direction direction = Direction::steepest, bool project = true) {
-  detail::check_ball("step_and_project", ball, !project);
-  if (!(alpha > T(0)) || !std::isfinite(alpha)) robustxlt::detail::fail("step_and_project: alpha must be > 0, got ", alpha);
+void step_and_project(ED& delta, const EG& grad, const M& mask, const Ball<T>& ball, T step_size,
+                      Direction direction = Direction::steepest) {
+  detail::check_ball("step_and_project", ball);
+  detail::check_step_size("step_and_project", step_size);
   auto d = detail::view3(delta, "step_and_project", "delta");
   auto g = detail::view3(grad, "step_and_project", "grad");
   detail::check_same_shape("step_and_project", "delta", d, "grad", g);
-  const TokenMask m = TokenMask::from(mask, d.B, d.T, "step_and_project");
+  const TokenMask& m = TokenMask::from(mask, d.B, d.T, "step_and_project");
   const std::size_t D = d.D;
-  const T eps = project ? ball.epsilon : T(0);
+  const T eps = ball.epsilon;
+  const bool project = ball.bounded();
   detail::for_each_group(m, ball.granularity, [&](std::size_t, const std::size_t* toks, std::size_t count) {
     if (ball.norm == Norm::linf) {
       const bool sign_step = direction == Direction::steepest;
@@ -263,7 +275,7 @@ void step_and_project(ED& delta, const EG& grad, const M& mask, const Ball<T>& b
         inv = mx > T(0) ? T(1) / mx : T(0);
       }
       for (std::size_t k = 0; k < count; ++k)
-        detail::linf_step_clamp(D, d.data + toks[k] * D, g.data + toks[k] * D, alpha, inv, sign_step, eps);
+        detail::linf_step_clamp(D, d.data + toks[k] * D, g.data + toks[k] * D, step_size, inv, sign_step, eps);
       return;
     }
     double gg = 0, dg = 0, dd = 0;
@@ -276,7 +288,7 @@ void step_and_project(ED& delta, const EG& grad, const M& mask, const Ball<T>& b
     }
     const double gnorm = std::sqrt(gg);
     if (gnorm == 0.0) return;  // zero gradient: no step, and delta stays bit-for-bit as it was
-    const double a = static_cast<double>(alpha) / gnorm;
+    const double a = static_cast<double>(step_size) / gnorm;
     const double n2 = std::max(0.0, dd + 2 * a * dg + a * a * gg);
     const double n = std::sqrt(n2);
     const double s = (project && n > static_cast<double>(eps)) ? static_cast<double>(eps) / n : 1.0;
@@ -287,35 +299,45 @@ void step_and_project(ED& delta, const EG& grad, const M& mask, const Ball<T>& b
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Random starts. Streams are keyed by (seed, sequence, position), so results do not depend on threads.
+// Random starts. Token t of sequence b draws from the stream (seed, at.first_example + b, at.step, t)
+// (core/random.hpp keyed_stream), so an example's start depends on its global index and the step only:
+// not on the batch it is in, the thread count or the order of work.
+
+namespace detail {
+inline Rng token_stream(std::uint64_t seed, BatchIndex at, std::size_t b, std::size_t t) noexcept {
+  return keyed_stream(seed, at.first_example + b, at.step, t);
+}
+}  // namespace detail
 
 // Exactly uniform in the ball, per group: L2 draws a Gaussian direction over the group's n unmasked
-// elements and a radius eps * U^(1/n); Linf draws each element from U(-eps, eps).
+// elements and a radius eps * U^(1/n) (U from the stream of the group's first token, position T); Linf
+// draws each element from U(-eps, eps). Throws InvalidArgument on an unbounded ball or epsilon < 0.
 template <class E, class M, class T>
-void uniform_ball_start(E& delta, const M& mask, const Ball<T>& ball, std::uint64_t seed) {
+void uniform_ball_start(E& delta, const M& mask, const Ball<T>& ball, std::uint64_t seed, BatchIndex at = {}) {
   detail::check_ball("uniform_ball_start", ball, false);
   auto v = detail::view3(delta, "uniform_ball_start", "delta");
-  const TokenMask m = TokenMask::from(mask, v.B, v.T, "uniform_ball_start");
+  const TokenMask& m = TokenMask::from(mask, v.B, v.T, "uniform_ball_start");
   std::fill_n(v.data, v.size(), T(0));
   const T eps = ball.epsilon;
   if (ball.norm == Norm::linf) {
     detail::for_each_group(m, Granularity::token, [&](std::size_t n, const std::size_t*, std::size_t) {
-      Rng rng(seed, n / v.T, n % v.T);
+      Rng rng = detail::token_stream(seed, at, n / v.T, n % v.T);
       T* r = v.data + n * v.D;
       for (std::size_t i = 0; i < v.D; ++i) r[i] = eps * (T(2) * rng.uniform<T>() - T(1));
     });
     return;
   }
-  detail::for_each_group(m, ball.granularity, [&](std::size_t group, const std::size_t* toks, std::size_t count) {
+  detail::for_each_group(m, ball.granularity, [&](std::size_t, const std::size_t* toks, std::size_t count) {
     if (count == 0) return;
     double ss = 0;
     for (std::size_t k = 0; k < count; ++k) {
-      Rng rng(seed, toks[k] / v.T, toks[k] % v.T);
+      Rng rng = detail::token_stream(seed, at, toks[k] / v.T, toks[k] % v.T);
       T* r = v.data + toks[k] * v.D;
       rng.fill_normal(r, v.D);
       ss += static_cast<double>(simd::dot(v.D, r, r));
     }
-    Rng radius_rng(seed, ~std::uint64_t(0), group);
+    // Position T (never a token's) of the group's first token's sequence: the radius draw.
+    Rng radius_rng = detail::token_stream(seed, at, toks[0] / v.T, v.T + toks[0] % v.T);
     const double dims = static_cast<double>(count * v.D);
     const double radius = static_cast<double>(eps) * std::pow(radius_rng.uniform<double>(), 1.0 / dims);
     const T s = ss > 0 ? static_cast<T>(radius / std::sqrt(ss)) : T(0);
@@ -324,14 +346,15 @@ void uniform_ball_start(E& delta, const M& mask, const Ball<T>& ball, std::uint6
 }
 
 // N(0, sigma^2) at every unmasked element (SMART's start); zero at padded positions.
+// Throws InvalidArgument when sigma < 0 or not finite.
 template <class E, class M, class T>
-void gaussian_start(E& delta, const M& mask, T sigma, std::uint64_t seed) {
+void gaussian_start(E& delta, const M& mask, T sigma, std::uint64_t seed, BatchIndex at = {}) {
   if (!(sigma >= T(0)) || !std::isfinite(sigma)) robustxlt::detail::fail("gaussian_start: sigma must be >= 0, got ", sigma);
   auto v = detail::view3(delta, "gaussian_start", "delta");
-  const TokenMask m = TokenMask::from(mask, v.B, v.T, "gaussian_start");
+  const TokenMask& m = TokenMask::from(mask, v.B, v.T, "gaussian_start");
   std::fill_n(v.data, v.size(), T(0));
   detail::for_each_group(m, Granularity::token, [&](std::size_t n, const std::size_t*, std::size_t) {
-    Rng rng(seed, n / v.T, n % v.T);
+    Rng rng = detail::token_stream(seed, at, n / v.T, n % v.T);
     T* r = v.data + n * v.D;
     rng.fill_normal(r, v.D);
     simd::scale(v.D, sigma, r);
@@ -340,17 +363,18 @@ void gaussian_start(E& delta, const M& mask, T sigma, std::uint64_t seed) {
 
 // FreeLB's start: L2: U(-1, 1) * magnitude / sqrt(T_valid * D) per element of sequence b (T_valid its
 // number of tokens); Linf: U(-magnitude, magnitude). Zero at padded positions; magnitude 0 gives zeros.
+// Throws InvalidArgument when magnitude < 0 or not finite.
 template <class E, class M, class T>
-void freelb_start(E& delta, const M& mask, Norm norm, T magnitude, std::uint64_t seed) {
+void freelb_start(E& delta, const M& mask, Norm norm, T magnitude, std::uint64_t seed, BatchIndex at = {}) {
   if (!(magnitude >= T(0)) || !std::isfinite(magnitude))
     robustxlt::detail::fail("freelb_start: magnitude must be >= 0, got ", magnitude);
   auto v = detail::view3(delta, "freelb_start", "delta");
-  const TokenMask m = TokenMask::from(mask, v.B, v.T, "freelb_start");
+  const TokenMask& m = TokenMask::from(mask, v.B, v.T, "freelb_start");
   std::fill_n(v.data, v.size(), T(0));
   detail::for_each_group(m, Granularity::token, [&](std::size_t n, const std::size_t*, std::size_t) {
     const std::size_t valid = m.tokens(n / v.T).size();
     const T scale = norm == Norm::l2 ? magnitude / std::sqrt(static_cast<T>(valid * v.D)) : magnitude;
-    Rng rng(seed, n / v.T, n % v.T);
+    Rng rng = detail::token_stream(seed, at, n / v.T, n % v.T);
     T* r = v.data + n * v.D;
     for (std::size_t i = 0; i < v.D; ++i) r[i] = scale * (T(2) * rng.uniform<T>() - T(1));
   });
