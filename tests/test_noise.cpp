@@ -85,7 +85,7 @@ TEST_CASE("TSV neighbour tables") {
 
 TEST_CASE("IdTable: deterministic ids and rows") {
   Vocabulary v;
-  const auto t = IdTable::build(parse_neighbours_tsv("b\tc\na\tb\tc\n", "x"), v, v);
+  const auto t = IdTable::build_adding(parse_neighbours_tsv("b\tc\na\tb\tc\n", "x"), v, v);
   CHECK(v.word(0) == "a");  // keys in sorted order
   CHECK(v.find("b") == 1);
   CHECK(v.find("c") == 2);
@@ -95,7 +95,78 @@ TEST_CASE("IdTable: deterministic ids and rows") {
   CHECK(t.count(2) == 0);
   CHECK(t.count(99) == 0);
   CHECK(v.find("zzz") == Vocabulary::npos);
-  CHECK_THROWS_AS(v.word(7), InvalidArgument);
+  CHECK(v.id("c") == 2);
+  CHECK_THROWS_WITH_AS(v.id("zzz"), "Vocabulary::id: 'zzz' is not in the vocabulary of 3 words", LookupError);
+  CHECK_THROWS_WITH_AS(v.word(7), "Vocabulary::word: id must be in [0, 3), got 7", InvalidArgument);
+  CHECK_THROWS_AS(v.word(-1), InvalidArgument);
+}
+
+TEST_CASE("IdTable::build against a fixed vocabulary: ids are the vocabulary's, unknown words are an error") {
+  // A model's vocabulary in its own id order (as read from a vocab.txt): not sorted, and without "huge".
+  Vocabulary model;
+  for (const char* w : {"[PAD]", "the", "film", "good", "movie", "fine", "big", "nice"}) model.add(w);
+  const auto lists = parse_neighbours_tsv("good\tfine\tnice\nfilm\tmovie\nbig\thuge\tlarge\n", "nb.tsv");
+  CHECK_THROWS_WITH_AS(IdTable::build(lists, model, model),
+                       "IdTable::build: 'huge' (listed for 'big') is not in the target vocabulary (pass UnknownWords::drop to "
+                       "leave it out)",
+                       LookupError);
+  const auto t = IdTable::build(lists, model, model, UnknownWords::drop);
+  CHECK(model.size() == 8);  // the vocabulary never grows
+  CHECK(t.rows() == 8);      // one row per model id, nothing beyond it
+  REQUIRE(t.count(model.id("good")) == 2);
+  CHECK(t.row(model.id("good"))[0] == model.id("fine"));
+  CHECK(t.row(model.id("good"))[1] == model.id("nice"));
+  CHECK(t.count(model.id("film")) == 1);
+  CHECK(t.row(model.id("film"))[0] == model.id("movie"));
+  CHECK(t.count(model.id("big")) == 0);  // huge and large dropped
+  CHECK(t.count(model.id("the")) == 0);
+  // An unknown key is named too.
+  CHECK_THROWS_WITH_AS(IdTable::build(parse_neighbours_tsv("cinema\tfilm\n", "x"), model, model),
+                       "IdTable::build: word 'cinema' is not in the source vocabulary (pass UnknownWords::drop to leave it out)",
+                       LookupError);
+  // The sampler built on it knows the model's size and rejects ids beyond it.
+  const SynonymSampler s(t, model.size());
+  std::vector<std::int64_t> ids = {1, 3, 8}, out(3);
+  CHECK_THROWS_WITH_AS(s.sample(ids.data(), 3, out.data(), 0, 0, 0),
+                       "SynonymSampler::sample: ids[2] must be in [0, 8) (the vocabulary size), got 8", InvalidArgument);
+  // A table made for a larger vocabulary does not fit this model: refused at construction.
+  Vocabulary grown = model;
+  const auto bigger = IdTable::build_adding(lists, grown, grown);
+  CHECK(grown.size() == 10);
+  CHECK_THROWS_WITH_AS(SynonymSampler(bigger, model.size()),
+                       "SynonymSampler: neighbours has 10 rows, more than vocab_size 8", InvalidArgument);
+  CHECK_THROWS_WITH_AS(SynonymSampler(IdTable({0, 1}, {9}), model.size()),
+                       "SynonymSampler: neighbours lists id 9, outside the vocabulary [0, 8)", InvalidArgument);
+}
+
+TEST_CASE("IdTable::from_lists: integer neighbour lists checked against the vocabulary size") {
+  const std::vector<std::vector<std::int64_t>> rows = {{2, 1, 2}, {}, {0}};
+  const auto t = IdTable::from_lists(rows, 5);
+  CHECK(t.rows() == 5);
+  CHECK(t.count(0) == 2);  // the repeated 2 is kept once
+  CHECK(t.row(0)[0] == 2);
+  CHECK(t.row(0)[1] == 1);
+  CHECK(t.count(2) == 1);
+  CHECK(t.count(4) == 0);
+  CHECK_THROWS_WITH_AS(IdTable::from_lists(std::vector<std::vector<int>>{{1}, {0, 5}}, 5),
+                       "IdTable::from_lists: rows[1][1] must be in [0, 5), got 5", InvalidArgument);
+  CHECK_THROWS_WITH_AS(IdTable::from_lists(std::vector<std::vector<int>>{{-1}}, 5),
+                       "IdTable::from_lists: rows[0][0] must be in [0, 5), got -1", InvalidArgument);
+  CHECK_THROWS_WITH_AS(IdTable::from_lists(std::vector<std::vector<int>>(6), 5),
+                       "IdTable::from_lists: rows must number at most vocab_size 5, got 6", InvalidArgument);
+}
+
+TEST_CASE("augment takes any integral range") {
+  const SynonymSampler s(IdTable::from_lists(std::vector<std::vector<int>>{{1, 2}}, 3), 3);
+  const std::vector<std::int64_t> ids64 = {0, 1, 0};
+  const std::vector<int> ids32 = {0, 1, 0};
+  const std::vector<std::uint16_t> ids16 = {0, 1, 0};
+  const Tensor<std::int32_t, 1> tensor = {0, 1, 0};
+  const auto a = s.augment(ids64, 5, 7, 2);
+  CHECK(s.augment(ids32, 5, 7, 2) == a);
+  CHECK(s.augment(ids16, 5, 7, 2) == a);
+  CHECK(s.augment(tensor, 5, 7, 2) == a);
+  CHECK(s.augment({0, 1, 0}, 5, 7, 2) == a);
 }
 
 namespace {
@@ -108,10 +179,11 @@ IdTable ladder() {
   }
   return IdTable(offsets, items);
 }
+constexpr std::size_t kLadderVocab = 501;  // ids up to 176 in the table, 500 in the sentences
 }  // namespace
 
 TEST_CASE("SynonymSampler: replacement rate |N|/(|N|+1) per word and uniform draws (RS-DA reference)") {
-  const SynonymSampler s(ladder());
+  const SynonymSampler s(ladder(), kLadderVocab);
   const std::vector<std::int64_t> sentence = {0, 1, 2, 3, 4, 5, 6, 7, 500};
   const std::size_t copies = 20000;
   const auto out = s.augment(sentence, copies, 11, 0);
@@ -137,7 +209,7 @@ TEST_CASE("SynonymSampler: replacement rate |N|/(|N|+1) per word and uniform dra
 TEST_CASE("SynonymSampler options: probability, cap, protected words; pairs use separate streams") {
   SynonymOptions o;
   o.replace_probability = 0.5;
-  const SynonymSampler half(ladder(), o);
+  const SynonymSampler half(ladder(), kLadderVocab, o);
   const std::vector<std::int64_t> one = {7};
   const auto out = half.augment(one, 20000, 3, 0);
   const double rate = double(std::count_if(out.begin(), out.end(), [](std::int64_t v) { return v != 7; })) / 20000;
@@ -147,7 +219,7 @@ TEST_CASE("SynonymSampler options: probability, cap, protected words; pairs use 
   o = {};
   o.max_replace_fraction = 0.25;
   o.protected_ids = {6};
-  const SynonymSampler capped(ladder(), o);
+  const SynonymSampler capped(ladder(), kLadderVocab, o);
   const std::vector<std::int64_t> s = {7, 7, 7, 7, 6, 6, 7, 7};
   std::vector<std::int64_t> buf(s.size());
   for (std::uint64_t c = 0; c < 2000; ++c) {
@@ -156,14 +228,17 @@ TEST_CASE("SynonymSampler options: probability, cap, protected words; pairs use 
     CHECK(buf[4] == 6);
     CHECK(buf[5] == 6);
   }
-  const auto [a, b] = SynonymSampler(ladder()).augment_pair(std::vector<std::int64_t>(30, 7), std::vector<std::int64_t>(30, 7), 4, 9, 1);
+  const auto [a, b] = SynonymSampler(ladder(), kLadderVocab).augment_pair(std::vector<std::int64_t>(30, 7), std::vector<std::int64_t>(30, 7), 4, 9, 1);
   CHECK(a != b);
   std::vector<std::int64_t> neg = {1, -3};
-  CHECK_THROWS_WITH_AS(SynonymSampler(ladder()).sample(neg.data(), 2, buf.data(), 0, 0, 0),
-                       "SynonymSampler::sample: ids[1] must be >= 0, got -3", InvalidArgument);
+  CHECK_THROWS_WITH_AS(SynonymSampler(ladder(), kLadderVocab).sample(neg.data(), 2, buf.data(), 0, 0, 0),
+                       "SynonymSampler::sample: ids[1] must be in [0, 501) (the vocabulary size), got -3", InvalidArgument);
+  o.protected_ids = {501};
+  CHECK_THROWS_WITH_AS(SynonymSampler(ladder(), kLadderVocab, o),
+                       "SynonymSampler: protected_ids: ids[0] must be in [0, 501) (the vocabulary size), got 501", InvalidArgument);
   o = {};
   o.replace_probability = 1.5;
-  CHECK_THROWS_WITH_AS(SynonymSampler(ladder(), o), "SynonymSampler: replace_probability must be in [0, 1], got 1.5", InvalidArgument);
+  CHECK_THROWS_WITH_AS(SynonymSampler(ladder(), kLadderVocab, o), "SynonymSampler: replace_probability must be in [0, 1], got 1.5", InvalidArgument);
 }
 
 TEST_CASE("CodeSwitchSampler: sentence ratio, word cross rate, uniform language choice") {
@@ -180,7 +255,7 @@ TEST_CASE("CodeSwitchSampler: sentence ratio, word cross rate, uniform language 
   CodeSwitchOptions o;
   o.ratio = 0.3;
   o.cross = 0.6;
-  const CodeSwitchSampler cs({dict(0), dict(1), dict(2)}, o);
+  const CodeSwitchSampler cs({dict(0), dict(1), dict(2)}, 42, o);
   const std::vector<std::int64_t> s = {0, 1, 2, 1, 1, 1, 1, 1, 1, 1};
   const std::size_t copies = 20000;
   const auto out = cs.augment(s, copies, 5, 3);
@@ -212,11 +287,17 @@ TEST_CASE("CodeSwitchSampler: sentence ratio, word cross rate, uniform language 
   CHECK(chi2 < 13.82);
   CHECK(of_2.size() == 2);
   CHECK(std::abs(double(of_2[40]) - double(of_2[41])) < 4 * std::sqrt(double(of_2[40] + of_2[41])));
-  CHECK_THROWS_WITH_AS(CodeSwitchSampler({}), "CodeSwitchSampler: needs at least one dictionary, got 0", InvalidArgument);
+  CHECK_THROWS_WITH_AS(CodeSwitchSampler({}, 42), "CodeSwitchSampler: needs at least one dictionary, got 0", InvalidArgument);
+  CHECK_THROWS_WITH_AS(CodeSwitchSampler({dict(0), dict(2)}, 41), "CodeSwitchSampler: dictionaries[1] lists id 41, outside the vocabulary [0, 41)",
+                       InvalidArgument);
+  const std::vector<std::int64_t> beyond = {1, 42};
+  std::vector<std::int64_t> sink(2);
+  CHECK_THROWS_WITH_AS(cs.sample(beyond.data(), 2, sink.data(), 0, 0, 0),
+                       "CodeSwitchSampler::sample: ids[1] must be in [0, 42) (the vocabulary size), got 42", InvalidArgument);
 }
 
 TEST_CASE("reproducibility: keyed by (seed, example, copy), independent of order and threads") {
-  const SynonymSampler s(ladder());
+  const SynonymSampler s(ladder(), kLadderVocab);
   std::vector<std::vector<std::int64_t>> sentences;
   Rng rng(1);
   for (int e = 0; e < 64; ++e) {
@@ -234,13 +315,17 @@ TEST_CASE("reproducibility: keyed by (seed, example, copy), independent of order
     set_num_threads(1);
     return out;
   };
-  const auto a = run(1, false), b = run(2, true);
+  const auto a = run(1, false), b = run(1, true);
   CHECK(a == b);
   // One copy on its own equals the same copy inside a batch of copies.
   std::vector<std::int64_t> single(20);
   s.sample(sentences[5].data(), 20, single.data(), 99, 5, 2);
   for (std::size_t i = 0; i < 20; ++i) CHECK(single[i] == a[5](2, i));
+  if (robustxlt_test::openmp) CHECK(run(2, true) == a);
+  else MESSAGE("OpenMP off: the 2-thread comparison is skipped (see the next test case)");
+}
 
+TEST_CASE("embedding noise does not depend on the thread count" * robustxlt_test::needs_threads()) {
   Tensor<float, 3> x1 = xt::zeros<float>({6, 5, 16}), x2 = x1;
   Tensor<std::int64_t, 2> mask = xt::ones<std::int64_t>({6, 5});
   add_embedding_noise(x1, mask, EmbeddingNoise::gaussian, 0.1f, 4, 10, 1);
@@ -289,6 +374,16 @@ TEST_CASE("embedding noise: moments, ranges, ball radii, padding untouched") {
   CHECK(ks < 1.95 / std::sqrt(double(u3.size())));
   CHECK_THROWS_WITH_AS(add_embedding_noise(g, mask, EmbeddingNoise::gaussian, -1.0f, 0, 0, 0),
                        "add_embedding_noise: scale (sigma, r or radius) must be >= 0 and finite, got -1", InvalidArgument);
+  // NaN in the clean embeddings is named where it enters.
+  Tensor<float, 3> bad = xt::zeros<float>({2, 3, 4});
+  bad(1, 0, 2) = std::nanf("");
+  CHECK_THROWS_WITH_AS(add_embedding_noise(bad, Tensor<int, 2>{}, EmbeddingNoise::gaussian, 0.1f, 0, 0, 0),
+                       "add_embedding_noise: x must be finite, got nan at [1, 0, 2]", NumericError);
+  // A view of the caller's buffer is noised in place, with the same draws as a container.
+  std::vector<float> buffer(B * T * D, 0.0f);
+  add_embedding_noise(xt::adapt(buffer.data(), buffer.size(), xt::no_ownership(), std::array<std::size_t, 3>{B, T, D}), mask,
+                      EmbeddingNoise::gaussian, 0.5f, 1, 0, 0);
+  CHECK(std::equal(buffer.begin(), buffer.end(), g.begin()));
 }
 
 TEST_CASE("Debian lexicons: WordNet synonyms and FreeDict dictionaries converted by examples/convert_lexicons.py") {
@@ -322,7 +417,9 @@ TEST_CASE("Debian lexicons: WordNet synonyms and FreeDict dictionaries converted
   CHECK(fs::exists(dir / "en-swh.txt"));
   // The real tables drive the samplers.
   Vocabulary vocab;
-  const SynonymSampler syn(IdTable::build(json, vocab, vocab));
+  const IdTable synonyms = IdTable::build_adding(json, vocab, vocab);
+  for (const char* w : {"the", "car", "was"}) vocab.add(w);
+  const SynonymSampler syn(synonyms, vocab.size());
   std::vector<std::int64_t> sentence;
   for (const char* w : {"the", "good", "car", "was", "big"}) sentence.push_back(vocab.add(w));
   const auto copies = syn.augment(sentence, 50, 1, 0);
@@ -331,9 +428,9 @@ TEST_CASE("Debian lexicons: WordNet synonyms and FreeDict dictionaries converted
   Vocabulary multi;
   std::vector<IdTable> dicts;
   for (const char* lang : {"deu", "hin", "swh"})
-    dicts.push_back(IdTable::build(load_muse(dir / (std::string("en-") + lang + ".txt")), multi, multi));
-  const CodeSwitchSampler cs(dicts, CodeSwitchOptions{1.0, 1.0});
-  const std::vector<std::int64_t> en = {multi.add("house")};
+    dicts.push_back(IdTable::build_adding(load_muse(dir / (std::string("en-") + lang + ".txt")), multi, multi));
+  const CodeSwitchSampler cs(dicts, multi.size(), CodeSwitchOptions{1.0, 1.0});
+  const std::vector<std::int64_t> en = {multi.id("house")};
   const auto switched = cs.augment(en, 20, 2, 0);
   for (std::size_t c = 0; c < 20; ++c) CHECK(switched(c, 0) != en[0]);
 }
@@ -366,19 +463,19 @@ TEST_CASE("250k-word vocabulary: loader, ids, IdTable rows and both samplers sta
   // One vocabulary for words and neighbours, as the samplers need: ids follow first appearance (sorted
   // keys, each followed by its new neighbours), so rows are compared through the words they name.
   Vocabulary vocab;
-  const IdTable table = IdTable::build(lists, vocab, vocab);
+  const IdTable table = IdTable::build_adding(lists, vocab, vocab);
   REQUIRE(vocab.size() == N);
   REQUIRE(table.rows() == N);
   std::size_t items = 0, wrong_rows = 0;
-  auto index_of = [&](std::uint32_t id) { return static_cast<std::uint32_t>(std::stoul(vocab.word(id).substr(1))); };
+  auto index_of = [&](std::int64_t id) { return static_cast<std::uint32_t>(std::stoul(vocab.word(id).substr(1))); };
   // Reference neighbour ids of id w, from the words alone.
-  auto expected_row = [&](std::uint32_t w) {
+  auto expected_row = [&](std::int64_t w) {
     std::vector<std::uint32_t> r;
-    for (auto j : neighbours(index_of(w))) r.push_back(vocab.find(name(j)));
+    for (auto j : neighbours(index_of(w))) r.push_back(static_cast<std::uint32_t>(vocab.id(name(j))));
     return r;
   };
   for (std::uint32_t i = 0; i < N; ++i) {
-    const std::uint32_t id = vocab.find(name(i));
+    const std::int64_t id = vocab.find(name(i));
     items += neighbours(i).size();
     const auto expected = expected_row(id);
     if (id == Vocabulary::npos || table.count(id) != expected.size() ||
@@ -388,19 +485,19 @@ TEST_CASE("250k-word vocabulary: loader, ids, IdTable rows and both samplers sta
   CHECK(wrong_rows == 0);
   CHECK(table.items() == items);
   CHECK(table.count(vocab.find("w083333")) == 1);  // w083334 twice: duplicates are dropped
-  for (std::uint32_t id : {0u, 65535u, 65536u, 131072u, N - 1}) CHECK(vocab.find(vocab.word(id)) == id);
+  for (std::int64_t id : {0u, 65535u, 65536u, 131072u, N - 1}) CHECK(vocab.find(vocab.word(id)) == id);
   CHECK(vocab.find("w250000") == Vocabulary::npos);
   CHECK_THROWS_AS(vocab.word(N), InvalidArgument);
 
   // RS-DA over ids spread across the whole range: every output is w or one of N(w), and words with two
   // neighbours change with probability 2/3.
-  const SynonymSampler syn(table);
+  const SynonymSampler syn(table, N);
   std::vector<std::int64_t> ids(20000), out(ids.size());
   for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int64_t>((i * 12347 + 249000) % N);
   const std::size_t changed = syn.sample(ids.data(), ids.size(), out.data(), 11, 0, 0);
   std::size_t eligible_two = 0, changed_two = 0, outside = 0;
   for (std::size_t i = 0; i < ids.size(); ++i) {
-    const auto n = expected_row(static_cast<std::uint32_t>(ids[i]));
+    const auto n = expected_row(ids[i]);
     outside += !(out[i] == ids[i] || std::find(n.begin(), n.end(), static_cast<std::uint32_t>(out[i])) != n.end());
     if (n.size() == 2) {
       ++eligible_two;
@@ -418,7 +515,7 @@ TEST_CASE("250k-word vocabulary: loader, ids, IdTable rows and both samplers sta
   std::vector<std::uint32_t> offsets(N + 1), shifted(N);
   for (std::uint32_t i = 0; i <= N; ++i) offsets[i] = i;
   for (std::uint32_t i = 0; i < N; ++i) shifted[i] = (i + 2) % N;
-  const CodeSwitchSampler cs({table, IdTable(offsets, shifted)}, CodeSwitchOptions{1.0, 1.0});
+  const CodeSwitchSampler cs({table, IdTable(offsets, shifted)}, N, CodeSwitchOptions{1.0, 1.0});
   cs.sample(ids.data(), ids.size(), out.data(), 12, 0, 0);
   std::size_t not_translations = 0;
   for (std::size_t i = 0; i < ids.size(); ++i) {

@@ -30,7 +30,7 @@ void check_lexicon(std::string_view text, Parse&& parse, bool words_without_spac
     FUZZ_CHECK(plain.lookup(key).size() == values.size());
   }
   noise::Vocabulary source, target;
-  const auto table = noise::IdTable::build(plain, source, target);
+  const auto table = noise::IdTable::build_adding(plain, source, target);
   FUZZ_CHECK(table.rows() == source.size());
   FUZZ_CHECK(table.items() <= plain.pairs());
   for (std::uint32_t v = 0; v < table.rows(); ++v)

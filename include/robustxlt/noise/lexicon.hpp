@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -24,34 +25,46 @@
 
 namespace robustxlt::noise {
 
-// Word <-> id (ids dense from 0, in insertion order).
+// Word <-> id (ids dense from 0, in insertion order). Ids are int64 like every id of the public API; a
+// model's vocabulary is rebuilt by adding its words in id order (e.g. the lines of a BERT vocab.txt).
 class Vocabulary {
  public:
-  static constexpr std::uint32_t npos = 0xFFFFFFFFu;
+  static constexpr std::int64_t npos = -1;
 
   explicit Vocabulary(bool fold_case = false) : fold_(fold_case) {}
 
-  // Id of word, adding it when absent.
-  std::uint32_t add(std::string_view word) {
+  // Id of word, adding it when absent. Throws InvalidArgument past 2^32 - 1 words (the samplers' tables
+  // hold 32-bit ids).
+  std::int64_t add(std::string_view word) {
     std::string key = fold_ ? fold_case(word) : std::string(word);
     auto it = ids_.find(key);
     if (it != ids_.end()) return it->second;
-    const auto id = static_cast<std::uint32_t>(words_.size());
+    if (words_.size() >= 0xFFFFFFFFull)
+      robustxlt::detail::fail("Vocabulary::add: at most 4294967295 words, got one more ('", word, "')");
+    const auto id = static_cast<std::int64_t>(words_.size());
     ids_.emplace(key, id);
     words_.push_back(std::move(key));
     return id;
   }
 
-  // Id of word, or npos.
-  std::uint32_t find(std::string_view word) const {
+  // Id of word, or npos (-1).
+  std::int64_t find(std::string_view word) const {
     auto it = fold_ ? ids_.find(fold_case(word)) : ids_.find(std::string(word));
     return it == ids_.end() ? npos : it->second;
   }
 
-  // Word of an id; throws InvalidArgument when id >= size().
-  const std::string& word(std::uint32_t id) const {
-    if (id >= words_.size()) detail::fail("Vocabulary::word: id must be < ", words_.size(), ", got ", id);
-    return words_[id];
+  // Id of word; throws LookupError naming the word when it is absent.
+  std::int64_t id(std::string_view word) const {
+    const std::int64_t v = find(word);
+    if (v == npos) robustxlt::detail::fail<LookupError>("Vocabulary::id: '", word, "' is not in the vocabulary of ", size(), " words");
+    return v;
+  }
+
+  // Word of an id; throws InvalidArgument when id is outside [0, size()).
+  const std::string& word(std::int64_t id) const {
+    if (id < 0 || static_cast<std::uint64_t>(id) >= words_.size())
+      robustxlt::detail::fail("Vocabulary::word: id must be in [0, ", words_.size(), "), got ", id);
+    return words_[static_cast<std::size_t>(id)];
   }
 
   std::size_t size() const noexcept { return words_.size(); }
@@ -59,7 +72,7 @@ class Vocabulary {
 
  private:
   bool fold_;
-  std::unordered_map<std::string, std::uint32_t> ids_;
+  std::unordered_map<std::string, std::int64_t> ids_;
   std::vector<std::string> words_;
 };
 
@@ -213,10 +226,18 @@ inline WordLists load_neighbours_json(const std::filesystem::path& path, bool fo
   return parse_neighbours_json(read_file(path), path.string(), fold_case);
 }
 
-// A compact id -> ids table (CSR): row v lists the ids related to id v. What the samplers read.
+// What IdTable::build does with a word of the lists that the vocabulary lacks.
+enum class UnknownWords {
+  error,  // throw LookupError naming the first unknown word (sorted order), so ids never outgrow the model
+  drop,   // leave it out: an unknown key gets no row entries, an unknown neighbour is not listed
+};
+
+// A compact id -> ids table (CSR): row v lists the ids related to id v. What the samplers read. Ids are
+// stored in 32 bits; the accessors take and the builders check int64 ids.
 class IdTable {
  public:
   IdTable() = default;
+  // Throws InvalidArgument unless offsets starts at 0, is non-decreasing and ends at items.size().
   IdTable(std::vector<std::uint32_t> offsets, std::vector<std::uint32_t> items)
       : offsets_(std::move(offsets)), items_(std::move(items)) {
     if (offsets_.empty() || offsets_.front() != 0 || offsets_.back() != items_.size() ||
@@ -224,23 +245,104 @@ class IdTable {
       robustxlt::detail::fail("IdTable: offsets must start at 0, be non-decreasing and end at items.size() ", items_.size());
   }
 
-  // Ids of words in `lists` through the source and target vocabularies: row v = targets of source word v.
-  // Source words are added to `source`; targets are added to `target` (which may be the same vocabulary).
-  static IdTable build(const WordLists& lists, Vocabulary& source, Vocabulary& target) {
-    // Sorted keys: ids and rows must not depend on hash-map iteration order.
+  // Row v = the words that `lists` gives for the source word of id v, as ids of `target` (which may be the
+  // same vocabulary as `source`). Neither vocabulary changes: a model's vocabulary is fixed, and an id
+  // beyond its embedding table must never be produced. The table has source.size() rows.
+  // Throws LookupError naming the first unknown word (keys in sorted order, then their lists in order)
+  // unless unknown == UnknownWords::drop.
+  static IdTable build(const WordLists& lists, const Vocabulary& source, const Vocabulary& target,
+                       UnknownWords unknown = UnknownWords::error) {
+    std::vector<std::vector<std::uint32_t>> rows(source.size());
+    for (const std::string* k : sorted_keys(lists)) {
+      const std::int64_t id = source.find(*k);
+      if (id == Vocabulary::npos) {
+        if (unknown == UnknownWords::error)
+          robustxlt::detail::fail<LookupError>("IdTable::build: word '", *k,
+                                               "' is not in the source vocabulary (pass UnknownWords::drop to leave it out)");
+        continue;
+      }
+      for (const auto& v : lists.lookup(*k)) {
+        const std::int64_t t = target.find(v);
+        if (t == Vocabulary::npos) {
+          if (unknown == UnknownWords::error)
+            robustxlt::detail::fail<LookupError>("IdTable::build: '", v, "' (listed for '", *k,
+                                                 "') is not in the target vocabulary (pass UnknownWords::drop to leave it out)");
+          continue;
+        }
+        append_unique(rows[static_cast<std::size_t>(id)], static_cast<std::uint32_t>(t));
+      }
+    }
+    return from_rows(rows);
+  }
+
+  // As build, but every word the vocabularies lack is added to them (keys in sorted order, each followed by
+  // its new neighbours), for tables whose vocabulary is made from the lists themselves.
+  static IdTable build_adding(const WordLists& lists, Vocabulary& source, Vocabulary& target) {
+    std::vector<std::vector<std::uint32_t>> rows;
+    for (const std::string* k : sorted_keys(lists)) {
+      const auto id = static_cast<std::size_t>(source.add(*k));
+      if (rows.size() <= id) rows.resize(id + 1);
+      for (const auto& v : lists.lookup(*k)) append_unique(rows[id], static_cast<std::uint32_t>(target.add(v)));
+    }
+    rows.resize(std::max(rows.size(), source.size()));
+    return from_rows(rows);
+  }
+
+  // From integer neighbour lists: row v lists the ids of rows[v] (duplicates kept out), for a vocabulary of
+  // vocab_size ids; rows past rows.size() are empty. Throws InvalidArgument when there are more rows than
+  // vocab_size or an id is outside [0, vocab_size), naming the row and position.
+  template <class Int>
+  static IdTable from_lists(const std::vector<std::vector<Int>>& rows, std::size_t vocab_size) {
+    static_assert(std::is_integral_v<Int> && !std::is_same_v<Int, bool>, "IdTable::from_lists: ids must be integers");
+    if (vocab_size > 0xFFFFFFFFull)
+      robustxlt::detail::fail("IdTable::from_lists: vocab_size must be <= 4294967295, got ", vocab_size);
+    if (rows.size() > vocab_size)
+      robustxlt::detail::fail("IdTable::from_lists: rows must number at most vocab_size ", vocab_size, ", got ", rows.size());
+    std::vector<std::vector<std::uint32_t>> out(vocab_size);
+    for (std::size_t v = 0; v < rows.size(); ++v)
+      for (std::size_t j = 0; j < rows[v].size(); ++j) {
+        const Int t = rows[v][j];
+        bool negative = false;
+        if constexpr (std::is_signed_v<Int>) negative = t < 0;
+        if (negative || static_cast<std::uint64_t>(t) >= vocab_size)
+          robustxlt::detail::fail("IdTable::from_lists: rows[", v, "][", j, "] must be in [0, ", vocab_size, "), got ", t);
+        append_unique(out[v], static_cast<std::uint32_t>(t));
+      }
+    return from_rows(out);
+  }
+
+  // Number of rows (ids >= rows() have no entries).
+  std::size_t rows() const noexcept { return offsets_.empty() ? 0 : offsets_.size() - 1; }
+  std::size_t items() const noexcept { return items_.size(); }
+  // Number of entries of row id (0 for an id outside [0, rows())).
+  std::size_t count(std::int64_t id) const noexcept { return in_range(id) ? offsets_[std::size_t(id) + 1] - offsets_[std::size_t(id)] : 0; }
+  // The count(id) entries of row id.
+  const std::uint32_t* row(std::int64_t id) const noexcept { return items_.data() + (in_range(id) ? offsets_[std::size_t(id)] : 0); }
+  // Largest id any row lists plus one (0 for an empty table): the smallest vocabulary the table fits.
+  std::size_t id_bound() const noexcept {
+    return items_.empty() ? 0 : std::size_t(*std::max_element(items_.begin(), items_.end())) + 1;
+  }
+  // Rows as vectors (for smooth::substitution_overlap, which takes a plain adjacency list).
+  std::vector<std::vector<std::uint32_t>> adjacency(std::size_t min_rows = 0) const {
+    std::vector<std::vector<std::uint32_t>> out(std::max(rows(), min_rows));
+    for (std::size_t v = 0; v < rows(); ++v) out[v].assign(row(std::int64_t(v)), row(std::int64_t(v)) + count(std::int64_t(v)));
+    return out;
+  }
+
+ private:
+  bool in_range(std::int64_t id) const noexcept { return id >= 0 && static_cast<std::uint64_t>(id) < rows(); }
+
+  // Sorted keys: ids and rows must not depend on hash-map iteration order.
+  static std::vector<const std::string*> sorted_keys(const WordLists& lists) {
     std::vector<const std::string*> keys;
     for (const auto& [k, v] : lists.entries()) keys.push_back(&k);
     std::sort(keys.begin(), keys.end(), [](const std::string* a, const std::string* b) { return *a < *b; });
-    std::vector<std::vector<std::uint32_t>> rows;
-    for (const std::string* k : keys) {
-      const std::uint32_t id = source.add(*k);
-      if (rows.size() <= id) rows.resize(id + 1);
-      for (const auto& v : lists.lookup(*k)) {
-        const std::uint32_t t = target.add(v);
-        if (std::find(rows[id].begin(), rows[id].end(), t) == rows[id].end()) rows[id].push_back(t);
-      }
-    }
-    rows.resize(std::max(rows.size(), source.size()));
+    return keys;
+  }
+  static void append_unique(std::vector<std::uint32_t>& row, std::uint32_t t) {
+    if (std::find(row.begin(), row.end(), t) == row.end()) row.push_back(t);
+  }
+  static IdTable from_rows(const std::vector<std::vector<std::uint32_t>>& rows) {
     std::vector<std::uint32_t> offsets{0}, items;
     for (const auto& r : rows) {
       items.insert(items.end(), r.begin(), r.end());
@@ -249,19 +351,6 @@ class IdTable {
     return IdTable(std::move(offsets), std::move(items));
   }
 
-  // Number of rows (ids >= rows() have no entries).
-  std::size_t rows() const noexcept { return offsets_.empty() ? 0 : offsets_.size() - 1; }
-  std::size_t items() const noexcept { return items_.size(); }
-  std::size_t count(std::uint32_t id) const noexcept { return id < rows() ? offsets_[id + 1] - offsets_[id] : 0; }
-  const std::uint32_t* row(std::uint32_t id) const noexcept { return items_.data() + (id < rows() ? offsets_[id] : 0); }
-  // Rows as vectors (for smooth::substitution_overlap, which takes a plain adjacency list).
-  std::vector<std::vector<std::uint32_t>> adjacency(std::size_t min_rows = 0) const {
-    std::vector<std::vector<std::uint32_t>> out(std::max(rows(), min_rows));
-    for (std::uint32_t v = 0; v < rows(); ++v) out[v].assign(row(v), row(v) + count(v));
-    return out;
-  }
-
- private:
   std::vector<std::uint32_t> offsets_{0};
   std::vector<std::uint32_t> items_;
 };
