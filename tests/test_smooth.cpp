@@ -106,6 +106,46 @@ TEST_CASE("SmoothedClassifier: a sampler and a model combined; fresh estimation 
                        InvalidArgument);
 }
 
+TEST_CASE("SmoothedBatch: many inputs, noise keyed by input index, each equal to its single-input classifier") {
+  // Inputs x_i on a line, model f(z) = [z > 0], Gaussian noise with sigma 1 keyed by (seed, input, copy).
+  const std::vector<double> xs = {0.3, -0.8, 1.5, 0.3, 0.0};
+  const double sigma = 1.0;
+  auto classify = [&](std::size_t input, std::size_t first, std::size_t count, std::vector<std::int64_t>& out) {
+    for (std::size_t i = 0; i < count; ++i) {
+      Rng rng(42, input, first + i);
+      out.push_back(xs[input] + sigma * rng.normal<double>() > 0 ? 1 : 0);
+    }
+  };
+  auto batch = make_smoothed_batch<double>(classify, xs.size(), 2, sigma, 500);
+  const auto certs = batch.certify(100, 20000, 0.001);
+  const auto preds = batch.predict(2000, 0.001);
+  REQUIRE(certs.size() == xs.size());
+  REQUIRE(preds.size() == xs.size());
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    CAPTURE(i);
+    // The same decision, bound and radius as a SmoothedClassifier over input i alone.
+    auto single = make_smoothed_classifier<double>(
+        [&](std::size_t first, std::size_t count, std::vector<std::int64_t>& out) { classify(i, first, count, out); }, 2, sigma,
+        500);
+    const auto c = single.certify(100, 20000, 0.001);
+    CHECK(certs[i].label == c.label);
+    CHECK(certs[i].p_lower == c.p_lower);
+    CHECK(certs[i].radius == c.radius);
+    CHECK(preds[i].label == single.predict(2000, 0.001).label);
+    // Against the truth: P(f = 1) = Phi(x_i / sigma), so a certified radius stays below |x_i| (the distance
+    // to f's boundary) and the label is the side x_i is on.
+    if (certs[i].label != abstain) {
+      CHECK(certs[i].label == (xs[i] > 0 ? 1 : 0));
+      CHECK(certs[i].radius < std::abs(xs[i]));
+    }
+  }
+  CHECK(certs[2].radius > 1.3);               // Phi(1.5) = 0.933 with n = 20000: the bound is tight
+  CHECK(certs[4].label == abstain);           // on the boundary: P = 1/2
+  CHECK(certs[0].p_lower != certs[3].p_lower);  // the same x at two input indices: independent noise
+  CHECK_THROWS_WITH_AS(make_smoothed_batch<double>(classify, 0, 2, sigma), "SmoothedBatch: inputs must be > 0, got 0",
+                       InvalidArgument);
+}
+
 TEST_CASE("substitution certificates: overlaps and the certified condition") {
   // 0: {1, 2}; 1: {0}; 2: {0, 1}; 3: none.  P_0 = {0,1,2}, P_1 = {0,1}, P_2 = {0,1,2}.
   const std::vector<std::vector<std::uint32_t>> nb = {{1, 2}, {0}, {0, 1}, {}};

@@ -40,17 +40,6 @@ inline constexpr bool returns_probabilities = std::is_invocable_v<F&, std::size_
 template <class F>
 inline constexpr bool returns_labels = std::is_invocable_v<F&, std::size_t, std::size_t, std::vector<std::int64_t>&>;
 
-inline std::pair<std::int64_t, std::int64_t> top_two(const std::vector<std::size_t>& votes) {
-  std::size_t a = 0;
-  for (std::size_t c = 1; c < votes.size(); ++c)
-    if (votes[c] > votes[a]) a = c;
-  if (votes.size() == 1) return {0, abstain};
-  std::size_t b = a == 0 ? 1 : 0;
-  for (std::size_t c = 0; c < votes.size(); ++c)
-    if (c != a && votes[c] > votes[b]) b = c;
-  return {static_cast<std::int64_t>(a), static_cast<std::int64_t>(b)};
-}
-
 }  // namespace detail
 
 // Classifies n noisy copies [first_copy, first_copy + n) in calls of at most batch_size copies and
@@ -180,6 +169,75 @@ template <class T, class F>
 SmoothedClassifier<T, std::decay_t<F>> make_smoothed_classifier(F&& classify, std::size_t num_classes, double sigma,
                                                                  std::size_t batch_size = 64) {
   return SmoothedClassifier<T, std::decay_t<F>>(std::forward<F>(classify), num_classes, sigma, batch_size);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Smoothing over many inputs. A batch copy classifier is called as classify(input, first_copy, count, out):
+// the copies [first_copy, first_copy + count) of input `input` in [0, inputs), out as for a copy
+// classifier. A classifier that keys its noise by (seed, first_example + input, copy) makes the copies of
+// different inputs independent by construction, and every input's decision exactly the one a
+// SmoothedClassifier over that input alone gives with the same keys.
+template <class T, class F>
+class SmoothedBatch {
+ public:
+  // sigma: the noise level used for the certified L2 radii (> 0). Throws InvalidArgument when inputs,
+  // num_classes or batch_size is 0 or sigma <= 0.
+  SmoothedBatch(F classify, std::size_t inputs, std::size_t num_classes, double sigma, std::size_t batch_size = 64)
+      : classify_(std::move(classify)), inputs_(inputs), num_classes_(num_classes), sigma_(sigma), batch_size_(batch_size) {
+    if (inputs == 0) robustxlt::detail::fail("SmoothedBatch: inputs must be > 0, got 0");
+    if (num_classes == 0) robustxlt::detail::fail("SmoothedBatch: num_classes must be > 0, got 0");
+    if (!(sigma > 0.0) || !std::isfinite(sigma)) robustxlt::detail::fail("SmoothedBatch: sigma must be > 0, got ", sigma);
+    if (batch_size == 0) robustxlt::detail::fail("SmoothedBatch: batch_size must be > 0, got 0");
+  }
+
+  // PREDICT for every input with n copies at level alpha: [inputs] predictions. Throws as
+  // SmoothedClassifier::predict.
+  std::vector<Prediction> predict(std::size_t n, double alpha) {
+    std::vector<Prediction> out;
+    for (std::size_t i = 0; i < inputs_; ++i) out.push_back(one(i).predict(n, alpha));
+    return out;
+  }
+
+  // CERTIFY for every input with n0 selection and n estimation copies at level alpha: [inputs]
+  // certificates. Throws as SmoothedClassifier::certify.
+  std::vector<Certificate> certify(std::size_t n0, std::size_t n, double alpha) {
+    std::vector<Certificate> out;
+    for (std::size_t i = 0; i < inputs_; ++i) out.push_back(one(i).certify(n0, n, alpha));
+    return out;
+  }
+
+  std::size_t inputs() const noexcept { return inputs_; }
+
+ private:
+  // Input i's copy classifier: its call operator exists for the output types classify accepts.
+  struct Bound {
+    F* classify;
+    std::size_t input;
+    template <class Out>
+    auto operator()(std::size_t first, std::size_t count, Out& out) -> decltype((*classify)(input, first, count, out)) {
+      return (*classify)(input, first, count, out);
+    }
+  };
+  SmoothedClassifier<T, Bound> one(std::size_t i) {
+    return SmoothedClassifier<T, Bound>(Bound{&classify_, i}, num_classes_, sigma_, batch_size_);
+  }
+
+  F classify_;
+  std::size_t inputs_, num_classes_;
+  double sigma_;
+  std::size_t batch_size_;
+};
+
+// Checks classify's form at compile time, then builds the batch.
+template <class T, class F>
+SmoothedBatch<T, std::decay_t<F>> make_smoothed_batch(F&& classify, std::size_t inputs, std::size_t num_classes, double sigma,
+                                                      std::size_t batch_size = 64) {
+  using G = std::decay_t<F>;
+  static_assert(std::is_invocable_v<G&, std::size_t, std::size_t, std::size_t, Tensor<T, 2>&> ||
+                    std::is_invocable_v<G&, std::size_t, std::size_t, std::size_t, std::vector<std::int64_t>&>,
+                "make_smoothed_batch: classify must be callable as (input, first, count, Tensor<T,2>&) or (input, "
+                "first, count, std::vector<std::int64_t>&)");
+  return SmoothedBatch<T, G>(std::forward<F>(classify), inputs, num_classes, sigma, batch_size);
 }
 
 }  // namespace robustxlt::smooth

@@ -10,7 +10,11 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <iterator>
 #include <limits>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "robustxlt/core/error.hpp"
@@ -19,8 +23,22 @@ namespace robustxlt::smooth {
 
 namespace detail {
 
+// alpha is the significance level (failure probability) of a test or bound: smoothing's one use of the name.
 inline void check_alpha(const char* where, double alpha) {
   if (!(alpha > 0.0 && alpha < 1.0)) robustxlt::detail::fail(where, ": alpha must be in (0, 1), got ", alpha);
+}
+
+// The classes with the most and the second most votes, ties to the lowest index; the runner-up is -1
+// (abstain) when there is one class.
+inline std::pair<std::int64_t, std::int64_t> top_two(const std::vector<std::size_t>& votes) {
+  std::size_t a = 0;
+  for (std::size_t c = 1; c < votes.size(); ++c)
+    if (votes[c] > votes[a]) a = c;
+  if (votes.size() == 1) return {0, -1};
+  std::size_t b = a == 0 ? 1 : 0;
+  for (std::size_t c = 0; c < votes.size(); ++c)
+    if (c != a && votes[c] > votes[b]) b = c;
+  return {static_cast<std::int64_t>(a), static_cast<std::int64_t>(b)};
 }
 
 }  // namespace detail
@@ -67,17 +85,12 @@ struct Prediction {
 inline Prediction predict(const std::vector<std::size_t>& counts, double alpha) {
   detail::check_alpha("predict", alpha);
   if (counts.empty()) robustxlt::detail::fail("predict: counts must name at least one class, got none");
-  std::size_t a = 0;
-  for (std::size_t c = 1; c < counts.size(); ++c)
-    if (counts[c] > counts[a]) a = c;
-  std::size_t b = counts.size() == 1 ? a : (a == 0 ? 1 : 0);
-  for (std::size_t c = 0; c < counts.size(); ++c)
-    if (c != a && counts[c] > counts[b]) b = c;
-  const std::size_t na = counts[a], nb = b == a ? 0 : counts[b];
+  const auto [a, b] = detail::top_two(counts);
+  const std::size_t na = counts[static_cast<std::size_t>(a)], nb = b < 0 ? 0 : counts[static_cast<std::size_t>(b)];
   if (na + nb == 0) robustxlt::detail::fail("predict: counts must contain at least one vote, got all zeros");
   Prediction p;
   p.p_value = binomial_test_two_sided(na, na + nb);
-  if (p.p_value <= alpha) p.label = static_cast<std::int64_t>(a);
+  if (p.p_value <= alpha) p.label = a;
   return p;
 }
 
@@ -106,9 +119,15 @@ inline Certificate certify(std::int64_t candidate, std::size_t count, std::size_
 }
 
 // Fraction of examples certified correct at each radius: label == gold and radius >= r (abstentions never
-// count). Throws ShapeError when the lists differ in length.
-inline std::vector<double> certified_accuracy(const std::vector<Certificate>& certs, const std::vector<std::int64_t>& gold,
-                                              const std::vector<double>& radii) {
+// count). gold: any range of integer labels, one per certificate. Throws ShapeError when the lists differ
+// in length.
+template <class Labels>
+std::vector<double> certified_accuracy(const std::vector<Certificate>& certs, const Labels& gold_labels,
+                                       const std::vector<double>& radii) {
+  using V = std::decay_t<decltype(*std::begin(gold_labels))>;
+  static_assert(std::is_integral_v<V> && !std::is_same_v<V, bool>, "certified_accuracy: gold must be a range of integer labels");
+  std::vector<std::int64_t> gold;
+  for (const auto& g : gold_labels) gold.push_back(static_cast<std::int64_t>(g));
   if (certs.size() != gold.size())
     robustxlt::detail::fail<ShapeError>("certified_accuracy: gold must have one label per certificate (", certs.size(),
                                         "), got ", gold.size());
@@ -120,6 +139,11 @@ inline std::vector<double> certified_accuracy(const std::vector<Certificate>& ce
     out.push_back(certs.empty() ? 0.0 : static_cast<double>(ok) / static_cast<double>(certs.size()));
   }
   return out;
+}
+
+inline std::vector<double> certified_accuracy(const std::vector<Certificate>& certs, std::initializer_list<std::int64_t> gold,
+                                              const std::vector<double>& radii) {
+  return certified_accuracy(certs, std::vector<std::int64_t>(gold), radii);
 }
 
 // ---------------------------------------------------------------------------------------------------------
