@@ -3,6 +3,7 @@
 #include "test_support.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -345,10 +346,20 @@ TEST_CASE("diagnostics: summaries, coverage at the perturbers' norms, linear CKA
   // Coverage: per token L2 distances 0, sqrt 2, 5 (third token padded in the masked case).
   const Tensor<double, 3> s3 = {{{1, 0}, {0, 1}, {3, 4}}}, t3 = {{{1, 0}, {1, 0}, {0, 0}}};
   const Tensor<std::int64_t, 2> none, mask = {{1, 1, 0}};
-  CHECK(robust_region_coverage(s3, t3, none, Norm::l2, Granularity::token, 1.5) == doctest::Approx(2.0 / 3));
-  CHECK(robust_region_coverage(s3, t3, mask, Norm::l2, Granularity::token, 1.5) == doctest::Approx(1.0));
-  CHECK(robust_region_coverage(s3, t3, none, Norm::linf, Granularity::token, 1.0) == doctest::Approx(2.0 / 3));
-  CHECK(robust_region_coverage(s3, t3, none, Norm::l2, Granularity::sequence, 5.0) == 0.0);  // sqrt(27) > 5
+  CHECK(robust_region_coverage(s3, t3, none, Ball<double>{Norm::l2, Granularity::token, 1.5}) == doctest::Approx(2.0 / 3));
+  CHECK(robust_region_coverage(s3, t3, mask, Ball<double>{Norm::l2, Granularity::token, 1.5}) == doctest::Approx(1.0));
+  CHECK(robust_region_coverage(s3, t3, none, Ball<double>{Norm::linf, Granularity::token, 1.0}) == doctest::Approx(2.0 / 3));
+  CHECK(robust_region_coverage(s3, t3, none, Ball<double>{Norm::l2, Granularity::sequence, 5.0}) == 0.0);  // sqrt(27) > 5
+  CHECK(robust_region_coverage(s3, t3, none, Ball<double>::unbounded()) == 1.0);
+  CHECK(robust_region_coverage(s3, t3, none, Ball<double>{Norm::l2, Granularity::token, 0.0}) == doctest::Approx(1.0 / 3));
+  // Views of caller buffers are read in place.
+  std::vector<double> sbuf(s3.begin(), s3.end()), tbuf(t3.begin(), t3.end());
+  const std::array<std::size_t, 3> shape{1, 3, 2};
+  CHECK(robust_region_coverage(xt::adapt(sbuf.data(), sbuf.size(), xt::no_ownership(), shape),
+                               xt::adapt(tbuf.data(), tbuf.size(), xt::no_ownership(), shape), mask,
+                               Ball<double>{Norm::l2, Granularity::token, 1.5}) == doctest::Approx(1.0));
+  CHECK_THROWS_WITH_AS(robust_region_coverage(s3, t3, none, Ball<double>{Norm::l2, Granularity::token, -1.0}),
+                       "robust_region_coverage: epsilon must be >= 0 (or +inf, Ball::unbounded), got -1", InvalidArgument);
   // CKA: 1 for a representation against a rotated and scaled copy of itself; hand value for two columns.
   const auto x = random_matrix(30, 4, 11);
   const double c = std::cos(0.7), sn = std::sin(0.7);

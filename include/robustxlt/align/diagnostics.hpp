@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -122,24 +123,33 @@ EmbeddedPairs<T> embed_pairs(const std::vector<std::pair<std::string, std::strin
 }
 
 // Robust-region coverage: the fraction of groups (tokens, sequences or the batch, as the perturbers group
-// them) whose distance ||target - source|| at the given norm is at most epsilon. source and target [B, T, D]
-// (for single words, T = 1); mask [B, T] or empty. Throws ShapeError, InvalidArgument (epsilon < 0).
-template <class T, class M>
-double robust_region_coverage(const Tensor<T, 3>& source, const Tensor<T, 3>& target, const M& mask, Norm norm,
-                              Granularity granularity, T epsilon) {
-  if (source.shape() != target.shape())
-    robustxlt::detail::fail<ShapeError>("robust_region_coverage: target must have the shape of source ",
-                                        shape_string(source.shape()), ", got ", shape_string(target.shape()));
-  if (!(epsilon >= T(0))) robustxlt::detail::fail("robust_region_coverage: epsilon must be >= 0, got ", epsilon);
-  const Tensor<T, 3> diff = target - source;
-  const auto n = norms(diff, mask, norm, granularity);
-  const TokenMask m = TokenMask::from(mask, source.shape()[0], source.shape()[1], "robust_region_coverage");
+// them) whose distance ||target - source|| at the ball's norm is at most its epsilon: the share of
+// translation pairs a perturber with that Ball defends. source and target [B, T, D] (for single words,
+// T = 1), xtensor containers or xt::adapt views; mask [B, T] (1 = token) or empty. Groups without tokens
+// do not count; 0 when there is none. Throws ShapeError (shapes), InvalidArgument (epsilon < 0),
+// NumericError (NaN or Inf in either input).
+template <class E1, class E2, class M, class T>
+double robust_region_coverage(const E1& source, const E2& target, const M& mask, const Ball<T>& ball) {
+  const char* where = "robust_region_coverage";
+  const auto s = robustxlt::detail::view3(source, where, "source");
+  const auto t = robustxlt::detail::view3(target, where, "target");
+  static_assert(std::is_same_v<std::remove_const_t<std::remove_pointer_t<decltype(s.data)>>, T>,
+                "robust_region_coverage: the ball's scalar type must be the embeddings'");
+  robustxlt::detail::check_same_shape(where, "source", s, "target", t);
+  robustxlt::detail::check_ball(where, ball);
+  robustxlt::detail::check_finite(where, "source", s);
+  robustxlt::detail::check_finite(where, "target", t);
+  const TokenMask& m = TokenMask::from(mask, s.B, s.T, where);
+  Tensor<T, 3> diff = Tensor<T, 3>::from_shape({s.B, s.T, s.D});
+  for (std::size_t i = 0; i < s.size(); ++i) diff.data()[i] = t.data[i] - s.data[i];
+  const auto n = norms(diff, m, ball.norm, ball.granularity);
   std::size_t groups = 0, inside = 0;
   for (std::size_t g = 0; g < n.size(); ++g) {
-    if (granularity == Granularity::token && !m.valid(g)) continue;
-    if (granularity == Granularity::sequence && m.tokens(g).empty()) continue;
+    if (ball.granularity == Granularity::token && !m.valid(g)) continue;
+    if (ball.granularity == Granularity::sequence && m.tokens(g).empty()) continue;
+    if (ball.granularity == Granularity::batch && m.all_tokens().empty()) continue;
     ++groups;
-    inside += n(g) <= epsilon;
+    inside += n(g) <= ball.epsilon;
   }
   return groups ? double(inside) / double(groups) : 0.0;
 }

@@ -140,11 +140,11 @@ std::vector<Link> argmax_links(const Tensor<T, 2>& sim) {
 }
 
 // Itermax: the argmax links, then up to max_rounds - 1 further rounds of argmax intersection on the
-// similarities reweighted by 1 where neither word is aligned yet, by alpha where exactly one is, and by 0
-// where both are; stops early when a round adds nothing. Returns the argmax links unchanged when
-// min(m, n) <= 2.
+// similarities reweighted by 1 where neither word is aligned yet, by half_aligned_weight where exactly one
+// is (SimAlign's alpha, 0.9), and by 0 where both are; stops early when a round adds nothing. Returns the
+// argmax links unchanged when min(m, n) <= 2.
 template <class T>
-std::vector<Link> itermax_links(const Tensor<T, 2>& sim, int max_rounds = 2, T alpha = T(0.9)) {
+std::vector<Link> itermax_links(const Tensor<T, 2>& sim, int max_rounds = 2, T half_aligned_weight = T(0.9)) {
   detail::check_similarity("itermax_links", sim);
   if (max_rounds < 1) robustxlt::detail::fail("itermax_links: max_rounds must be >= 1, got ", max_rounds);
   const std::size_t m = sim.shape()[0], n = sim.shape()[1];
@@ -161,7 +161,7 @@ std::vector<Link> itermax_links(const Tensor<T, 2>& sim, int max_rounds = 2, T a
     for (std::size_t i = 0; i < m; ++i)
       for (std::size_t j = 0; j < n; ++j) {
         const int free = (row_aligned[i] ? 0 : 1) + (col_aligned[j] ? 0 : 1);
-        weighted(i, j) *= free == 2 ? T(1) : free == 1 ? alpha : T(0);
+        weighted(i, j) *= free == 2 ? T(1) : free == 1 ? half_aligned_weight : T(0);
         allowed[i * n + j] = free > 0;
       }
     const auto extra = detail::argmax_intersection(weighted, &allowed);
