@@ -1,7 +1,7 @@
 // Tests of core/: SIMD kernels against scalar formulas, safetensors and atomic files. Random streams and the
 // normal generator are in test_random.cpp, which is built once per instruction set.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include <doctest/doctest.h>
+#include "test_support.hpp"
+
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/stat.h>
 #endif
@@ -391,4 +391,22 @@ TEST_CASE("safetensors regression: an empty tensor whose other extents overflow 
   const SafetensorsReader r(img2, "f");
   CHECK(r.tensor<float, 3>("t").size() == 0);
   CHECK(r.tensor<float, 3>("t").shape()[2] == 5);
+}
+
+TEST_CASE("test support: max_relative compares shapes before values") {
+  const Tensor<float, 2> a = xt::zeros<float>({2, 3}), b = xt::zeros<float>({3, 2});
+  CHECK_THROWS_WITH_AS(robustxlt_test::max_relative(a, b), "max_relative: shapes differ, [2, 3] against [3, 2]",
+                       std::invalid_argument);
+  const std::vector<float> shorter(5, 0.0f);
+  CHECK_THROWS_AS(robustxlt_test::max_relative(shorter, a), std::invalid_argument);
+  const Tensor<float, 2> c = {{1, 2, 4}, {0, 0, 0}}, d = {{1, 2, 3}, {0, 0, 0}};
+  CHECK(robustxlt_test::max_relative(c, d) == doctest::Approx(1.0 / 3));
+}
+
+TEST_CASE("public error helpers: robustxlt::require and robustxlt::fail") {
+  CHECK_NOTHROW(require(true, "never"));
+  CHECK_THROWS_WITH_AS(require(1 > 2, "loop: copies must be > 0, got ", 0), "loop: copies must be > 0, got 0", InvalidArgument);
+  CHECK_THROWS_WITH_AS(require<FormatError>(false, "data 'x' line ", 3, ": no tab"), "data 'x' line 3: no tab", FormatError);
+  CHECK_THROWS_WITH_AS(robustxlt::fail<LookupError>("'", "w", "' unknown"), "'w' unknown", LookupError);
+  CHECK_THROWS_AS(robustxlt::fail<LookupError>("x"), InvalidArgument);  // LookupError is an InvalidArgument
 }
