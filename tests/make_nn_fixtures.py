@@ -4,8 +4,12 @@
 Usage: make_nn_fixtures.py OUTDIR
 
 For each config ("postln", "preln") writes
-  OUTDIR/<name>.weights.safetensors  -- the model state_dict
-  OUTDIR/<name>.io.safetensors       -- inputs, logits, loss and all gradients
+  OUTDIR/<name>.weights.safetensors     -- the model state_dict
+  OUTDIR/<name>.io.safetensors          -- inputs, logits, loss and all gradients
+  OUTDIR/<name>.train_init.safetensors  -- the same weights in float64
+  OUTDIR/<name>.train.safetensors       -- a float64 training run from them: AdamW with linear warmup and
+                                           decay and gradient clipping on the io batch, the loss before
+                                           each step and after the last, and the final weights
 Exits with 77 (ctest "skipped") when PyTorch is not available.
 """
 
@@ -177,6 +181,8 @@ CONFIGS = {
                   label_smoothing=0.1, B=3, T=10),
 }
 LENGTHS = [10, 7, 4]
+# The training run: optimizer, schedule and clipping as a fine-tuning loop uses them.
+TRAIN = dict(steps=5, lr=1e-2, weight_decay=0.01, warmup=2, total=6, clip=1.0)
 
 
 def build_model(cfg):
@@ -264,7 +270,50 @@ def generate(name, cfg, outdir, rng):
         path = os.path.join(outdir, "%s.%s.safetensors" % (name, suffix))
         write_safetensors(path, tensors, meta)
         files.append((path, tensors, meta))
+    files += generate_training(name, cfg, outdir, weights, (ids, mask, segments, labels))
     return files, loss.item()
+
+
+def generate_training(name, cfg, outdir, weights, inputs):
+    """TRAIN["steps"] AdamW steps in float64 from the fixture's weights on its batch."""
+    model = build_model(cfg).double()
+    model.load_state_dict({k: torch.from_numpy(v.astype(np.float64)) for k, v in weights})
+    model.train()
+    ids, mask, segments, labels = (torch.from_numpy(a) for a in inputs)
+    opt = torch.optim.AdamW(model.parameters(), lr=TRAIN["lr"], betas=(0.9, 0.999), eps=1e-8,
+                            weight_decay=TRAIN["weight_decay"])
+    warmup, total = TRAIN["warmup"], TRAIN["total"]
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: s / warmup if s < warmup else max(0.0, (total - s) / (total - warmup)))
+
+    def loss_now():
+        logits, _ = model(ids, mask, segments)
+        return F.cross_entropy(logits, labels, label_smoothing=cfg["label_smoothing"])
+
+    losses, norms = [], []
+    for _ in range(TRAIN["steps"]):
+        opt.zero_grad()
+        loss = loss_now()
+        loss.backward()
+        norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), TRAIN["clip"])))
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    with torch.no_grad():
+        losses.append(loss_now().item())
+    assert max(norms) > TRAIN["clip"], "%s: clipping never acts; the run would not test it" % name
+    meta = metadata_for(cfg)
+    meta.update({"train_" + k: repr(v) for k, v in TRAIN.items()})
+    init = [(k, v.astype(np.float64)) for k, v in weights]
+    run = [("train.loss", np.array(losses, dtype=np.float64)),
+           ("train.grad_norm", np.array(norms, dtype=np.float64))]
+    run += [("train.final." + k, to_np(v)) for k, v in model.state_dict().items()]
+    files = []
+    for suffix, tensors in (("train_init", init), ("train", run)):
+        path = os.path.join(outdir, "%s.%s.safetensors" % (name, suffix))
+        write_safetensors(path, tensors, meta)
+        files.append((path, tensors, meta))
+    return files
 
 
 def verify(path, tensors, meta):
