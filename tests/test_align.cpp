@@ -14,6 +14,7 @@
 #include <tuple>
 #include <robustxlt/align.hpp>
 #include <robustxlt/core.hpp>
+#include <robustxlt/core/safetensors.hpp>
 #include <vector>
 
 using namespace robustxlt;
@@ -247,6 +248,27 @@ TEST_CASE("retrieval: cosine and CSLS neighbours equal a direct computation, for
   Tensor<double, 2> nan = x;
   nan(2, 3) = std::nan("");
   CHECK_THROWS_AS(retrieve(nan, y), NumericError);
+  CHECK_THROWS_WITH_AS(retrieve(nan, y), "retrieve: queries must be finite, got NaN or Inf", NumericError);
+  // xt::adapt views of the caller's buffers give the same neighbours as containers, with no copy on entry.
+  std::vector<double> xbuf(x.begin(), x.end()), ybuf(y.begin(), y.end());
+  const auto xv = xt::adapt(xbuf.data(), xbuf.size(), xt::no_ownership(), std::array<std::size_t, 2>{x.shape()[0], x.shape()[1]});
+  const auto yv = xt::adapt(ybuf.data(), ybuf.size(), xt::no_ownership(), std::array<std::size_t, 2>{y.shape()[0], y.shape()[1]});
+  RetrievalOptions five;
+  five.k = 5;
+  const auto from_views = retrieve(xv, yv, Retrieval::csls, five), from_tensors = retrieve(x, y, Retrieval::csls, five);
+  CHECK(from_views.index == from_tensors.index);
+  CHECK(from_views.score == from_tensors.score);
+  CHECK(cosine_similarity(xv, yv) == cosine_similarity(x, y));
+  CHECK(mine_pairs(xv, yv).size() == mine_pairs(x, y).size());
+}
+
+TEST_CASE("argmax links refuse row counts the float column update cannot index exactly") {
+  // 2^24 + 1 rows of one column: the float row index of the column maximum would round, so it is an error.
+  const Tensor<float, 2> tall = xt::zeros<float>({(std::size_t(1) << 24) + 1, std::size_t(1)});
+  CHECK_THROWS_WITH_AS(argmax_links(tall), doctest::Contains("at most 16777216 rows in this scalar type, got 16777217"),
+                       InvalidArgument);
+  const Tensor<float, 2> fits = xt::zeros<float>({std::size_t(4), std::size_t(1)});
+  CHECK(argmax_links(fits).size() == 1);
 }
 
 TEST_CASE("precision at k: hand-computed lexicon induction") {

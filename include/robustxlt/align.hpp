@@ -5,3 +5,4 @@
 #include "robustxlt/align/extract.hpp"
 #include "robustxlt/align/pharaoh.hpp"
 #include "robustxlt/align/retrieval.hpp"
+#include "robustxlt/align/rows.hpp"

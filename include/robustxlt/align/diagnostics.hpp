@@ -17,6 +17,7 @@
 #include "robustxlt/core/norms.hpp"
 #include "robustxlt/core/simd.hpp"
 #include "robustxlt/core/tensor.hpp"
+#include "robustxlt/align/rows.hpp"
 
 namespace robustxlt::align {
 
@@ -58,20 +59,21 @@ struct PairDiagnostics {
   Summary linf;    // ||target_i - source_i||_inf
 };
 
-// Row i of source [n, d] and target [n, d] embed the two sides of translation pair i.
-// Throws ShapeError on different shapes, NumericError on non-finite values.
-template <class T>
-PairDiagnostics pair_diagnostics(const Tensor<T, 2>& source, const Tensor<T, 2>& target) {
-  if (source.shape() != target.shape())
-    robustxlt::detail::fail<ShapeError>("pair_diagnostics: target must have the shape of source ", shape_string(source.shape()),
-                                        ", got ", shape_string(target.shape()));
-  if (!simd::all_finite(source.size(), source.data()) || !simd::all_finite(target.size(), target.data()))
-    robustxlt::detail::fail<NumericError>("pair_diagnostics: embeddings must be finite, got NaN or Inf");
-  const std::size_t n = source.shape()[0], d = source.shape()[1];
+// Row i of source [n, d] and target [n, d] (xtensor containers or xt::adapt views) embed the two sides of
+// translation pair i. Throws ShapeError on different shapes, NumericError on non-finite values.
+template <class ES, class ET>
+PairDiagnostics pair_diagnostics(const ES& source, const ET& target) {
+  using T = detail::scalar_of<ES>;
+  static_assert(std::is_same_v<T, detail::scalar_of<ET>>, "pair_diagnostics: source and target must hold the same scalar type");
+  const auto vs = detail::view2(source, "pair_diagnostics", "source"), vt = detail::view2(target, "pair_diagnostics", "target");
+  if (vs.rows != vt.rows || vs.cols != vt.cols)
+    robustxlt::detail::fail<ShapeError>("pair_diagnostics: target must have the shape of source [", vs.rows, ", ", vs.cols,
+                                        "], got [", vt.rows, ", ", vt.cols, "]");
+  const std::size_t n = vs.rows, d = vs.cols;
   std::vector<double> cs, l2, li;
   for (std::size_t i = 0; i < n; ++i) {
-    const T* a = source.data() + i * d;
-    const T* b = target.data() + i * d;
+    const T* a = vs.row(i);
+    const T* b = vt.row(i);
     const double na = std::sqrt(double(simd::dot(d, a, a))), nb = std::sqrt(double(simd::dot(d, b, b)));
     cs.push_back(na > 0 && nb > 0 ? double(simd::dot(d, a, b)) / (na * nb) : 0.0);
     double ss = 0, mx = 0;
@@ -109,16 +111,11 @@ EmbeddedPairs<T> embed_pairs(const std::vector<std::pair<std::string, std::strin
     src.push_back(std::move(*ea));
     tgt.push_back(std::move(*eb));
   }
-  const std::size_t d = src.empty() ? 0 : src[0].size();
-  out.source = Tensor<T, 2>::from_shape({src.size(), d});
-  out.target = Tensor<T, 2>::from_shape({src.size(), d});
-  for (std::size_t i = 0; i < src.size(); ++i) {
-    if (src[i].size() != d || tgt[i].size() != d)
-      robustxlt::detail::fail<ShapeError>("embed_pairs: every embedding must have ", d, " values, got ", src[i].size(), " and ",
-                                          tgt[i].size(), " for pair ", i);
-    std::copy(src[i].begin(), src[i].end(), out.source.data() + i * d);
-    std::copy(tgt[i].begin(), tgt[i].end(), out.target.data() + i * d);
-  }
+  out.source = matrix_from_rows(src, "embed_pairs (source side)");
+  out.target = matrix_from_rows(tgt, "embed_pairs (target side)");
+  if (out.source.shape()[1] != out.target.shape()[1])
+    robustxlt::detail::fail<ShapeError>("embed_pairs: source embeddings have ", out.source.shape()[1], " values, target ones ",
+                                        out.target.shape()[1]);
   return out;
 }
 
@@ -157,15 +154,15 @@ double robust_region_coverage(const E1& source, const E2& target, const M& mask,
 // Linear CKA between representations X [n, d1] and Y [n, d2] of the same n inputs:
 // ||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F) with column-centred Xc, Yc. In [0, 1]; invariant to
 // orthogonal transforms and isotropic scaling. 0 when either side is constant. Throws ShapeError when n differs.
-template <class T>
-double linear_cka(const Tensor<T, 2>& x, const Tensor<T, 2>& y) {
-  if (x.shape()[0] != y.shape()[0])
-    robustxlt::detail::fail<ShapeError>("linear_cka: X and Y must have the same number of rows, got ", x.shape()[0], " and ",
-                                        y.shape()[0]);
+template <class EX, class EY>
+double linear_cka(const EX& x, const EY& y) {
+  const auto vx = detail::view2(x, "linear_cka", "X", false), vy = detail::view2(y, "linear_cka", "Y", false);
+  if (vx.rows != vy.rows)
+    robustxlt::detail::fail<ShapeError>("linear_cka: X and Y must have the same number of rows, got ", vx.rows, " and ", vy.rows);
   using Mat = Eigen::MatrixXd;
-  const Eigen::Index n = static_cast<Eigen::Index>(x.shape()[0]);
-  Mat a = ConstMatrixMap<T>(x.data(), n, static_cast<Eigen::Index>(x.shape()[1])).template cast<double>();
-  Mat b = ConstMatrixMap<T>(y.data(), n, static_cast<Eigen::Index>(y.shape()[1])).template cast<double>();
+  const Eigen::Index n = static_cast<Eigen::Index>(vx.rows);
+  Mat a = ConstMatrixMap<detail::scalar_of<EX>>(vx.data, n, static_cast<Eigen::Index>(vx.cols)).template cast<double>();
+  Mat b = ConstMatrixMap<detail::scalar_of<EY>>(vy.data, n, static_cast<Eigen::Index>(vy.cols)).template cast<double>();
   if (!a.allFinite() || !b.allFinite()) robustxlt::detail::fail<NumericError>("linear_cka: representations must be finite");
   a.rowwise() -= a.colwise().mean();
   b.rowwise() -= b.colwise().mean();

@@ -1,6 +1,6 @@
 #pragma once
 // Word-alignment extraction from a similarity matrix sim [m, n] (source words x target words): argmax
-// intersection, itermax, maximum-weight matching (Hungarian algorithm, O(n^3)), softmax in both directions
+// intersection, itermax, maximum-weight matching (shortest augmenting paths, O(min^2 max)), softmax in both directions
 // with a threshold, an optional distortion penalty, and subword-to-word mapping. Every function returns
 // sorted links without duplicates and throws NumericError on a non-finite similarity.
 
@@ -10,9 +10,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "robustxlt/align/pharaoh.hpp"
+#include "robustxlt/align/rows.hpp"
 #include "robustxlt/core/error.hpp"
 #include "robustxlt/core/simd.hpp"
 #include "robustxlt/core/tensor.hpp"
@@ -38,13 +40,18 @@ std::size_t argmax(const T* x, std::size_t n, std::size_t stride) {
 }
 
 // Row and column argmax in one row-major pass (columns are never walked with a stride), then their
-// intersection, optionally restricted to allowed cells. Matrices up to 2^24 rows (row indices are kept in
-// the scalar type for the vectorised column update).
+// intersection, optionally restricted to allowed cells. The column update keeps row indices in the scalar
+// type (one SIMD select per batch of columns), so rows are limited to those the type holds exactly: 2^24
+// for float, 2^53 for double; more throws InvalidArgument instead of returning wrong links.
 // With check_finite, the same pass also verifies that every similarity is finite (NumericError otherwise).
 template <class T>
 std::vector<Link> argmax_intersection(const Tensor<T, 2>& sim, const std::vector<std::uint8_t>* allowed = nullptr,
                                       bool check_finite = false) {
   const std::size_t m = sim.shape()[0], n = sim.shape()[1];
+  constexpr std::size_t exact_rows = std::size_t(1) << std::numeric_limits<T>::digits;
+  if (m > exact_rows)
+    robustxlt::detail::fail("argmax_links: similarity matrices may have at most ", exact_rows, " rows in this scalar type, got ",
+                            m, " (use double for more)");
   std::vector<Link> out;
   if (m == 0 || n == 0) return out;
   std::vector<std::size_t> row_best(m);
@@ -94,24 +101,19 @@ std::vector<Link> argmax_intersection(const Tensor<T, 2>& sim, const std::vector
 
 }  // namespace detail
 
-// Cosine similarity of the rows of a [m, d] and b [n, d], computed with one Eigen product; a zero row
-// has similarity 0 with everything. Throws ShapeError when d differs, NumericError on non-finite input.
-template <class T>
-Tensor<T, 2> cosine_similarity(const Tensor<T, 2>& a, const Tensor<T, 2>& b) {
-  if (a.shape()[1] != b.shape()[1])
-    robustxlt::detail::fail<ShapeError>("cosine_similarity: a [", a.shape()[0], ", ", a.shape()[1], "] and b [", b.shape()[0],
-                                        ", ", b.shape()[1], "] must have the same width");
-  if (!simd::all_finite(a.size(), a.data()) || !simd::all_finite(b.size(), b.data()))
-    robustxlt::detail::fail<NumericError>("cosine_similarity: embeddings must be finite, got NaN or Inf");
-  const auto m = static_cast<Eigen::Index>(a.shape()[0]), n = static_cast<Eigen::Index>(b.shape()[0]),
-             d = static_cast<Eigen::Index>(a.shape()[1]);
-  RowMatrix<T> an = ConstMatrixMap<T>(a.data(), m, d), bn = ConstMatrixMap<T>(b.data(), n, d);
-  for (auto* x : {&an, &bn})
-    for (Eigen::Index r = 0; r < x->rows(); ++r) {
-      const T norm = x->row(r).norm();
-      if (norm > T(0)) x->row(r) /= norm;
-    }
-  Tensor<T, 2> out = Tensor<T, 2>::from_shape({a.shape()[0], b.shape()[0]});
+// Cosine similarity of the rows of a [m, d] and b [n, d] (xtensor containers or xt::adapt views of the
+// caller's buffers), computed with one Eigen product; a zero row has similarity 0 with everything. Returns
+// [m, n]. Throws ShapeError when d differs, NumericError on non-finite input.
+template <class EA, class EB, class T = detail::scalar_of<EA>>
+Tensor<T, 2> cosine_similarity(const EA& a, const EB& b) {
+  static_assert(std::is_same_v<detail::scalar_of<EA>, detail::scalar_of<EB>>, "cosine_similarity: a and b must hold the same scalar type");
+  const auto va = detail::view2(a, "cosine_similarity", "a"), vb = detail::view2(b, "cosine_similarity", "b");
+  if (va.cols != vb.cols)
+    robustxlt::detail::fail<ShapeError>("cosine_similarity: a [", va.rows, ", ", va.cols, "] and b [", vb.rows, ", ", vb.cols,
+                                        "] must have the same width");
+  const auto m = static_cast<Eigen::Index>(va.rows), n = static_cast<Eigen::Index>(vb.rows);
+  const RowMatrix<T> an = detail::unit_rows(va), bn = detail::unit_rows(vb);
+  Tensor<T, 2> out = Tensor<T, 2>::from_shape({va.rows, vb.rows});
   robustxlt::detail::sync_eigen_threads();
   MatrixMap<T>(out.data(), m, n).noalias() = an * bn.transpose();
   return out;

@@ -14,6 +14,7 @@
 #include <limits>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "robustxlt/core/io.hpp"
 #include "robustxlt/core/simd.hpp"
 #include "robustxlt/core/tensor.hpp"
+#include "robustxlt/align/rows.hpp"
 
 namespace robustxlt::align {
 
@@ -39,23 +41,6 @@ struct Neighbours {
 };
 
 namespace detail {
-
-template <class T>
-void check_embeddings(const char* where, const char* name, const Tensor<T, 2>& x) {
-  if (!simd::all_finite(x.size(), x.data()))
-    robustxlt::detail::fail<NumericError>(where, ": ", name, " must be finite, got NaN or Inf");
-}
-
-// Unit-length rows (zero rows stay zero).
-template <class T>
-RowMatrix<T> normalized(const Tensor<T, 2>& x) {
-  RowMatrix<T> m = ConstMatrixMap<T>(x.data(), static_cast<Eigen::Index>(x.shape()[0]), static_cast<Eigen::Index>(x.shape()[1]));
-  for (Eigen::Index r = 0; r < m.rows(); ++r) {
-    const T n = m.row(r).norm();
-    if (n > T(0)) m.row(r) /= n;
-  }
-  return m;
-}
 
 // Per-row list of the k best (value, index) pairs, best first; ties keep the lower index first.
 template <class T>
@@ -158,13 +143,15 @@ std::pair<std::vector<T>, std::vector<T>> neighbourhood_means(const RowMatrix<T>
   return out;
 }
 
-template <class T>
-void check_pair(const char* where, const Tensor<T, 2>& x, const Tensor<T, 2>& y) {
-  if (x.shape()[1] != y.shape()[1])
-    robustxlt::detail::fail<ShapeError>(where, ": queries [", x.shape()[0], ", ", x.shape()[1], "] and candidates [",
-                                        y.shape()[0], ", ", y.shape()[1], "] must have the same width");
-  check_embeddings(where, "queries", x);
-  check_embeddings(where, "candidates", y);
+// The two row sets of a retrieval, checked: finite, rank 2, contiguous, of one width and one scalar type.
+template <class EX, class EY>
+auto check_pair(const char* where, const EX& x, const EY& y, const char* x_name = "queries", const char* y_name = "candidates") {
+  static_assert(std::is_same_v<scalar_of<EX>, scalar_of<EY>>, "align: both embedding sets must hold the same scalar type");
+  const auto vx = view2(x, where, x_name), vy = view2(y, where, y_name);
+  if (vx.cols != vy.cols)
+    robustxlt::detail::fail<ShapeError>(where, ": ", x_name, " [", vx.rows, ", ", vx.cols, "] and ", y_name, " [", vy.rows, ", ",
+                                        vy.cols, "] must have the same width");
+  return std::make_pair(vx, vy);
 }
 
 inline void check_k(const char* where, const char* name, std::size_t k, std::size_t available) {
@@ -178,14 +165,15 @@ inline void check_k(const char* where, const char* name, std::size_t k, std::siz
 // the mean cosine of x's csls_k nearest candidates and r_S(y) that of y's csls_k nearest queries.
 // Throws ShapeError on different widths, NumericError on non-finite input, InvalidArgument when k or csls_k
 // is 0 or larger than the set it selects from, or block is 0.
-template <class T>
-Neighbours<T> retrieve(const Tensor<T, 2>& queries, const Tensor<T, 2>& candidates, Retrieval method = Retrieval::cosine,
+// queries and candidates: xtensor containers or xt::adapt views of the caller's buffers.
+template <class EQ, class EC, class T = detail::scalar_of<EQ>>
+Neighbours<T> retrieve(const EQ& queries, const EC& candidates, Retrieval method = Retrieval::cosine,
                        const RetrievalOptions& opt = {}) {
-  detail::check_pair("retrieve", queries, candidates);
-  const std::size_t nq = queries.shape()[0], nc = candidates.shape()[0];
+  const auto [vq, vc] = detail::check_pair("retrieve", queries, candidates);
+  const std::size_t nq = vq.rows, nc = vc.rows;
   detail::check_k("retrieve", "k", opt.k, nc);
   if (opt.block == 0) robustxlt::detail::fail("retrieve: block must be > 0, got 0");
-  const RowMatrix<T> x = detail::normalized(queries), y = detail::normalized(candidates);
+  const RowMatrix<T> x = detail::unit_rows(vq), y = detail::unit_rows(vc);
   std::vector<T> rx(nq, T(0)), ry(nc, T(0));
   if (method == Retrieval::csls) {
     detail::check_k("retrieve", "csls_k", opt.csls_k, nc);
@@ -202,7 +190,7 @@ Neighbours<T> retrieve(const Tensor<T, 2>& queries, const Tensor<T, 2>& candidat
       const std::size_t q = r0 + static_cast<std::size_t>(i);
       const T* row = s.data() + i * s.cols();
       if (csls) {
-        // 2 cos - r_T(x) - r_S(y), vectorised over the block's candidates.
+        // 2 cos - r_T(x) - r_S(y) for the block's candidates.
         for (std::size_t j = 0; j < n; ++j) scores[j] = T(2) * row[j] - rx[q] - ry[c0 + j];
         row = scores.data();
       }
@@ -258,14 +246,13 @@ struct MinedPair {
 // nearest neighbours on the other side. Candidates are each x's best y and each y's best x (forward and
 // backward); sorted by margin, they are accepted greedily when neither side is taken yet. Returns the
 // accepted pairs, best first. Throws as retrieve.
-template <class T>
-std::vector<MinedPair<T>> mine_pairs(const Tensor<T, 2>& source, const Tensor<T, 2>& target, std::size_t k = 4,
-                                     std::size_t block = 2048) {
-  detail::check_pair("mine_pairs", source, target);
-  const std::size_t ns = source.shape()[0], nt = target.shape()[0];
+template <class ES, class ET, class T = detail::scalar_of<ES>>
+std::vector<MinedPair<T>> mine_pairs(const ES& source, const ET& target, std::size_t k = 4, std::size_t block = 2048) {
+  const auto [vs, vt] = detail::check_pair("mine_pairs", source, target, "source", "target");
+  const std::size_t ns = vs.rows, nt = vt.rows;
   detail::check_k("mine_pairs", "k", k, std::min(ns, nt));
   if (block == 0) robustxlt::detail::fail("mine_pairs: block must be > 0, got 0");
-  const RowMatrix<T> x = detail::normalized(source), y = detail::normalized(target);
+  const RowMatrix<T> x = detail::unit_rows(vs), y = detail::unit_rows(vt);
   const auto [rx, ry] = detail::neighbourhood_means(x, y, k, block);
   detail::TopK<T> fwd(ns, 1), bwd(nt, 1);
   detail::for_each_block(x, y, block, [&, &rx = rx, &ry = ry](const RowMatrix<T>& s, std::size_t r0, std::size_t c0) {
@@ -338,34 +325,21 @@ MiningScores best_threshold(const std::vector<MinedPair<T>>& dev_mined, const st
 
 // Tatoeba-style accuracy: sentence i of source and of target translate each other; the fraction of i whose
 // cosine nearest target is i. Throws ShapeError when the sets differ in size.
-template <class T>
-double tatoeba_accuracy(const Tensor<T, 2>& source, const Tensor<T, 2>& target, std::size_t block = 2048) {
-  if (source.shape()[0] != target.shape()[0])
+template <class ES, class ET>
+double tatoeba_accuracy(const ES& source, const ET& target, std::size_t block = 2048) {
+  const std::size_t ns = detail::view2(source, "tatoeba_accuracy", "source", false).rows;
+  const std::size_t nt = detail::view2(target, "tatoeba_accuracy", "target", false).rows;
+  if (ns != nt)
     robustxlt::detail::fail<ShapeError>("tatoeba_accuracy: source and target must have the same number of sentences, got ",
-                                        source.shape()[0], " and ", target.shape()[0]);
-  if (source.shape()[0] == 0) return 0.0;
+                                        ns, " and ", nt);
+  if (ns == 0) return 0.0;
   RetrievalOptions opt;
   opt.k = 1;
   opt.block = block;
   const auto nb = retrieve(source, target, Retrieval::cosine, opt);
   std::size_t ok = 0;
-  for (std::size_t i = 0; i < source.shape()[0]; ++i) ok += nb.index(i, 0) == static_cast<std::int64_t>(i);
-  return double(ok) / double(source.shape()[0]);
-}
-
-// A [rows, width] matrix from row vectors (e.g. embeddings read row by row). Throws ShapeError naming the
-// first row whose length differs from the first row's.
-template <class T>
-Tensor<T, 2> matrix_from_rows(const std::vector<std::vector<T>>& rows) {
-  const std::size_t w = rows.empty() ? 0 : rows[0].size();
-  Tensor<T, 2> out = Tensor<T, 2>::from_shape({rows.size(), w});
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    if (rows[r].size() != w)
-      robustxlt::detail::fail<ShapeError>("matrix_from_rows: row ", r, " has ", rows[r].size(), " values, expected ", w,
-                                          " (ragged rows)");
-    std::copy(rows[r].begin(), rows[r].end(), out.data() + r * w);
-  }
-  return out;
+  for (std::size_t i = 0; i < ns; ++i) ok += nb.index(i, 0) == static_cast<std::int64_t>(i);
+  return double(ok) / double(ns);
 }
 
 // Gold sentence pairs in the BUCC format: one "source_id<TAB>target_id" per line (blank lines skipped).
