@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <limits>
 #include <robustxlt/core.hpp>
+#include <robustxlt/core/safetensors.hpp>
 #include <robustxlt/version.hpp>
 #include <set>
 #include <vector>

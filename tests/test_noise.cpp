@@ -10,6 +10,7 @@
 #include <map>
 #include <robustxlt/core.hpp>
 #include <robustxlt/noise.hpp>
+#include <robustxlt/noise/lexicon_json.hpp>
 #include <set>
 #include <vector>
 #include <xtensor/xview.hpp>

@@ -5,6 +5,7 @@
 
 #include "fuzz_support.hpp"
 #include "robustxlt/noise/lexicon.hpp"
+#include "robustxlt/noise/lexicon_json.hpp"
 
 namespace robustxlt_fuzz {
 
