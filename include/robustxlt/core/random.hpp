@@ -219,7 +219,13 @@ class Rng {
         [y, a](std::size_t i, T z) { y[i] += a * z; });
   }
 
-  // Standard normal draw (Box-Muller; both values of a pair are used before drawing again).
+  // One standard normal draw, for code that needs normals one at a time (test data, initialisation): the
+  // trigonometric Box-Muller transform in double with std::log, std::sin and std::cos, two 64-bit
+  // uniforms per pair, both values of a pair used before drawing again (the spare lives in the stream).
+  // It is not the sequence fill_normal gives: fill_normal draws one key from the stream and generates whole
+  // blocks in SIMD lanes with polynomial log and sin/cos, so normal() n times and fill_normal(out, n) give
+  // different values (each exactly distributed up to rounding); mixing the two on one stream is allowed
+  // and deterministic. Noise that must match across batch sizes uses fill_normal / add_normal.
   template <class T>
   T normal() noexcept {
     if (has_spare_) {
