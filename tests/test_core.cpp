@@ -411,3 +411,50 @@ TEST_CASE("public error helpers: robustxlt::require and robustxlt::fail") {
   CHECK_THROWS_WITH_AS(robustxlt::fail<LookupError>("'", "w", "' unknown"), "'w' unknown", LookupError);
   CHECK_THROWS_AS(robustxlt::fail<LookupError>("x"), InvalidArgument);  // LookupError is an InvalidArgument
 }
+
+TEST_CASE("safetensors headers: the JSON reader's escapes, strictness and writer round trip") {
+  using detail::json::Parser;
+  // Escapes decode to UTF-8: é is C3 A9, U+1F600 (the pair D83D DE00) is F0 9F 98 80.
+  const auto v = Parser(R"( {"caf\u00e9 \ud83d\ude00": [0, 18446744073709551615, -1, 2.5e3, "\"\\\/\b\f\n\r\t", true, null]} )").parse();
+  REQUIRE(v.is_object());
+  REQUIRE(v.members.size() == 1);
+  CHECK(v.members[0].first == "caf\xC3\xA9 \xF0\x9F\x98\x80");
+  const auto& items = v.members[0].second.items;
+  REQUIRE(items.size() == 7);
+  std::size_t n = 0;
+  CHECK((items[0].as_size(n) && n == 0));
+  CHECK((items[1].as_size(n) && n == 18446744073709551615ull));
+  CHECK_FALSE(items[2].as_size(n));  // negative
+  CHECK_FALSE(items[3].as_size(n));  // not an integer literal
+  CHECK(items[4].text == "\"\\/\b\f\n\r\t");
+  CHECK(items[5].type_name() == std::string("boolean"));
+  CHECK(items[6].type_name() == std::string("null"));
+  CHECK_FALSE(Parser("18446744073709551616").parse().as_size(n));  // one past 2^64 - 1
+  // What the grammar refuses, each with the byte where it stopped.
+  for (const char* bad : {"{\"a\":1,\"a\":2}", "[1,]", "{\"a\" 1}", "\"\\ud800\"", "\"\\udc00\"", "01", "1 2", "-", "1.",
+                          "tru", "\"a\nb\"", "\"\\x\"", "\"\xC0\xAF\"", "\"\xED\xA0\x80\"", "{", "[\"a\"", "\"\\u12\""}) {
+    CAPTURE(std::string(bad));
+    CHECK_THROWS_WITH_AS(Parser(bad).parse(), doctest::Contains("at byte "), FormatError);
+  }
+  CHECK_THROWS_WITH_AS(Parser(std::string(65, '[') + std::string(65, ']')).parse(), doctest::Contains("nesting deeper than 64"),
+                       FormatError);
+  CHECK_NOTHROW(Parser(std::string(63, '[') + std::string(63, ']')).parse());
+  // Names and metadata that need escaping survive the writer and the reader.
+  SafetensorsWriter w;
+  const float x[2] = {1.0f, 2.0f};
+  w.add("caf\xC3\xA9 \"q\"\\", x, {2});
+  w.set_metadata("line\nbreak", "tab\there \x01");
+  const SafetensorsReader r(w.serialize(), "mem");
+  CHECK(r.tensor<float, 1>("caf\xC3\xA9 \"q\"\\") == Tensor<float, 1>{1.0f, 2.0f});
+  CHECK(r.metadata().at("line\nbreak") == "tab\there \x01");
+  // A header with a duplicate tensor name is malformed, not silently the later entry.
+  auto image = [](const std::string& header) {
+    std::string out(8, '\0');
+    const std::uint64_t len = header.size();
+    std::memcpy(out.data(), &len, 8);
+    return out + header + std::string(4, '\0');
+  };
+  CHECK_THROWS_WITH_AS(
+      SafetensorsReader(image(R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})"), "f"),
+      doctest::Contains("bad JSON header: at byte"), FormatError);
+}

@@ -9,12 +9,12 @@
 #include <filesystem>
 #include <limits>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "robustxlt/core/detail/json.hpp"
 #include "robustxlt/core/error.hpp"
 #include "robustxlt/core/io.hpp"
 #include "robustxlt/core/tensor.hpp"
@@ -151,11 +151,10 @@ class SafetensorsReader {
 
   const char* data_begin() const noexcept { return bytes_.data() + 8 + header_len_; }
 
-  static std::size_t to_size(const nlohmann::json& v, bool& ok) {
-    if (v.is_number_unsigned()) return v.get<std::size_t>();
-    if (v.is_number_integer() && v.get<std::int64_t>() >= 0) return static_cast<std::size_t>(v.get<std::int64_t>());
-    ok = false;
-    return 0;
+  static std::size_t to_size(const detail::json::Value& v, bool& ok) {
+    std::size_t out = 0;
+    if (!v.as_size(out)) ok = false;
+    return out;
   }
 
   void parse() {
@@ -166,35 +165,33 @@ class SafetensorsReader {
     if (n > bytes_.size() - 8) fail("header length ", n, " exceeds the ", bytes_.size() - 8, " bytes after the length field");
     header_len_ = static_cast<std::size_t>(n);
     const std::size_t data_size = bytes_.size() - 8 - header_len_;
-    nlohmann::json header;
+    detail::json::Value header;
     try {
-      header = nlohmann::json::parse(bytes_.begin() + 8, bytes_.begin() + 8 + static_cast<std::ptrdiff_t>(header_len_));
-    } catch (const nlohmann::json::exception& e) {
+      header = detail::json::Parser(std::string_view(bytes_).substr(8, header_len_)).parse();
+    } catch (const detail::json::ParseError& e) {
       fail("bad JSON header: ", e.what());
     }
     if (!header.is_object()) fail("header must be a JSON object, got ", header.type_name());
-    for (auto it = header.begin(); it != header.end(); ++it) {
-      const std::string& name = it.key();
-      const nlohmann::json& v = it.value();
+    for (const auto& [name, v] : header.members) {
       if (name == "__metadata__") {
         if (!v.is_object()) fail("__metadata__ must be an object, got ", v.type_name());
-        for (auto m = v.begin(); m != v.end(); ++m) {
-          if (!m.value().is_string()) fail("__metadata__ value of '", m.key(), "' must be a string, got ", m.value().type_name());
-          metadata_[m.key()] = m.value().get<std::string>();
+        for (const auto& [key, value] : v.members) {
+          if (!value.is_string()) fail("__metadata__ value of '", key, "' must be a string, got ", value.type_name());
+          metadata_[key] = value.text;
         }
         continue;
       }
       if (!v.is_object()) fail("tensor '", name, "': entry must be an object, got ", v.type_name());
       TensorRecord r;
-      const auto dt = v.find("dtype");
-      if (dt == v.end() || !dt->is_string()) fail("tensor '", name, "': missing string field 'dtype'");
-      r.dtype = parse_dtype(name, dt->get<std::string>());
-      const auto sh = v.find("shape");
-      if (sh == v.end() || !sh->is_array()) fail("tensor '", name, "': missing array field 'shape'");
+      const auto* dt = v.find("dtype");
+      if (!dt || !dt->is_string()) fail("tensor '", name, "': missing string field 'dtype'");
+      r.dtype = parse_dtype(name, dt->text);
+      const auto* sh = v.find("shape");
+      if (!sh || !sh->is_array()) fail("tensor '", name, "': missing array field 'shape'");
       // span: the product of the non-zero extents. Tensors index with signed strides, so even an empty
       // tensor ([0, 2^40, 2^40]) must have extents whose product fits in std::ptrdiff_t.
       std::size_t numel = 1, span = 1;
-      for (const auto& d : *sh) {
+      for (const auto& d : sh->items) {
         bool ok = true;
         const std::size_t s = to_size(d, ok);
         if (!ok) fail("tensor '", name, "': shape entries must be non-negative integers, got ", d.dump());
@@ -206,12 +203,12 @@ class SafetensorsReader {
         numel *= s;
         r.shape.push_back(s);
       }
-      const auto off = v.find("data_offsets");
-      if (off == v.end() || !off->is_array() || off->size() != 2)
+      const auto* off = v.find("data_offsets");
+      if (!off || !off->is_array() || off->items.size() != 2)
         fail("tensor '", name, "': 'data_offsets' must be an array [begin, end]");
       bool ok = true;
-      r.begin = to_size((*off)[0], ok);
-      r.end = to_size((*off)[1], ok);
+      r.begin = to_size(off->items[0], ok);
+      r.end = to_size(off->items[1], ok);
       if (!ok) fail("tensor '", name, "': data_offsets must be non-negative integers, got ", off->dump());
       if (r.begin > r.end || r.end > data_size)
         fail("tensor '", name, "': data_offsets [", r.begin, ", ", r.end, "] outside the data section of ", data_size,
@@ -273,11 +270,30 @@ class SafetensorsWriter {
 
   // The complete file image.
   std::string serialize() const {
-    nlohmann::json header = nlohmann::json::object();
-    if (!metadata_.empty()) header["__metadata__"] = metadata_;
-    for (const auto& [name, r] : entries_)
-      header[name] = {{"dtype", dtype_name(r.dtype)}, {"shape", r.shape}, {"data_offsets", {r.begin, r.end}}};
-    std::string text = header.dump();
+    // Compact, keys in sorted byte order (the tensors' and __metadata__'s), as the safetensors reference writes.
+    std::map<std::string, std::string> fields;
+    for (const auto& [name, r] : entries_) {
+      std::string f = "{\"dtype\":\"" + std::string(dtype_name(r.dtype)) + "\",\"shape\":[";
+      for (std::size_t i = 0; i < r.shape.size(); ++i) f += (i ? "," : "") + std::to_string(r.shape[i]);
+      fields[name] = f + "],\"data_offsets\":[" + std::to_string(r.begin) + "," + std::to_string(r.end) + "]}";
+    }
+    if (!metadata_.empty()) {
+      std::string f = "{";
+      for (const auto& [k, v] : metadata_) {
+        if (f.size() > 1) f += ',';
+        detail::json::append_quoted(f, k);
+        f += ':';
+        detail::json::append_quoted(f, v);
+      }
+      fields["__metadata__"] = f + "}";
+    }
+    std::string text = "{";
+    for (const auto& [k, f] : fields) {
+      if (text.size() > 1) text += ',';
+      detail::json::append_quoted(text, k);
+      text += ':' + f;
+    }
+    text += '}';
     // Pad with spaces so the data section starts 8-byte aligned.
     text.append((8 - (8 + text.size()) % 8) % 8, ' ');
     const std::uint64_t n = text.size();
