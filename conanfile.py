@@ -20,8 +20,6 @@ class RobustxltConan(ConanFile):
     settings = "os", "arch", "compiler", "build_type"
     no_copy_source = True
     exports_sources = "include/*", "LICENSE*"
-    # Only Boost.Math's headers are used: no Boost library needs building.
-    default_options = {"boost/*:header_only": True}
 
     def set_version(self):
         header = load(self, os.path.join(self.recipe_folder, "include", "robustxlt", "version.hpp"))
@@ -38,7 +36,6 @@ class RobustxltConan(ConanFile):
         self.requires("xsimd/[>=8.1.0 <9]")
         self.requires("xtensor/[>=0.24.3 <0.25]")
         self.requires("nlohmann_json/[>=3.9 <4]")
-        self.requires("boost/[>=1.71]")
 
     def package_id(self):
         self.info.clear()

@@ -4,7 +4,7 @@
 Checks the header and column count of Cohen et al.'s row format, one row per certified example in order,
 labels equal to the data file's, abstain rows (predict -1) with radius 0, correct == (label == predict),
 the time format. With the count and pA_lower columns (certify --counts) it recomputes, with the Python
-standard library only (independently of the C++ code and Boost), the Clopper-Pearson lower bound of every
+standard library only (independently of the C++ code), the Clopper-Pearson lower bound of every
 row from its count, whether the row must abstain, and its radius sigma * Phi^-1(pA_lower).
 Exits 1 with a message on the first failed check.
 """

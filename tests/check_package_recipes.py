@@ -34,7 +34,6 @@ PACKAGES = {
     "xsimd": ("xsimd", ["xsimd"]),
     "xtensor": ("xtensor", ["xtensor"]),
     "nlohmann_json": ("nlohmann_json", ["nlohmann-json"]),
-    "Boost": ("boost", ["boost-headers", "boost-math"]),
 }
 COMPILER_PROVIDED = {"OpenMP"}
 

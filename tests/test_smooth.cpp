@@ -146,6 +146,32 @@ TEST_CASE("SmoothedBatch: many inputs, noise keyed by input index, each equal to
                        InvalidArgument);
 }
 
+TEST_CASE("statistics without a library: closed forms of the incomplete beta, its quantile and log Gamma") {
+  // ln Gamma(n) = ln (n - 1)!, and Gamma(1/2) = sqrt(pi).
+  double factorial = 1;
+  for (int n = 1; n <= 25; ++n) {
+    CHECK(smooth::detail::log_gamma(n) == doctest::Approx(std::log(factorial)).epsilon(1e-14).scale(1e-15));
+    factorial *= n;
+  }
+  CHECK(smooth::detail::log_gamma(0.5) == doctest::Approx(0.5 * std::log(3.14159265358979323846)).epsilon(1e-14));
+  // I_x(a, 1) = x^a and I_x(1, b) = 1 - (1 - x)^b, on both sides of the mean (direct and complement paths).
+  // The log-Beta prefactor loses digits as the arguments grow (ln Gamma(20000) is about 2e5): 1e-10 relative.
+  for (double x : {1e-9, 0.01, 0.3, 0.5, 0.7, 0.999})
+    for (double k : {1.0, 2.0, 7.0, 150.0, 20000.0}) {
+      CAPTURE(x);
+      CAPTURE(k);
+      CHECK(smooth::detail::incomplete_beta(k, 1.0, x) == doctest::Approx(std::pow(x, k)).epsilon(1e-10).scale(1e-300));
+      CHECK(smooth::detail::incomplete_beta(1.0, k, x) == doctest::Approx(-std::expm1(k * std::log1p(-x))).epsilon(1e-10));
+      // The quantile inverts it: Beta(k, 1) has quantile p^(1/k).
+      CHECK(smooth::detail::beta_quantile(k, 1.0, x) == doctest::Approx(std::pow(x, 1.0 / k)).epsilon(1e-13));
+    }
+  // Symmetry I_x(a, b) = 1 - I_{1-x}(b, a), and the normal quantile's Phi^-1(1 - p) = -Phi^-1(p).
+  CHECK(smooth::detail::incomplete_beta(30.0, 12.0, 0.6) == doctest::Approx(1.0 - smooth::detail::incomplete_beta(12.0, 30.0, 0.4)).epsilon(1e-14));
+  for (double p : {std::ldexp(1.0, -40), std::ldexp(1.0, -14), 0.0078125, 0.25, 0.375})  // 1 - p exact in double
+    CHECK(smooth::detail::standard_normal_quantile(1 - p) == doctest::Approx(-smooth::detail::standard_normal_quantile(p)).epsilon(1e-9));
+  CHECK(0.5 * std::erfc(-smooth::detail::standard_normal_quantile(0.025) / std::sqrt(2.0)) == doctest::Approx(0.025).epsilon(1e-14));
+}
+
 TEST_CASE("substitution certificates: overlaps and the certified condition") {
   // 0: {1, 2}; 1: {0}; 2: {0, 1}; 3: none.  P_0 = {0,1,2}, P_1 = {0,1}, P_2 = {0,1,2}.
   const std::vector<std::vector<std::uint32_t>> nb = {{1, 2}, {0}, {0, 1}, {}};

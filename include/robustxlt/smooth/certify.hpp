@@ -1,12 +1,10 @@
 #pragma once
 // Randomized-smoothing statistics: Cohen et al. (2019) PREDICT and CERTIFY for Gaussian noise, and SAFER-style
-// certificates for word substitution (Ye et al. 2020). The distributions come from Boost.Math: the beta
-// quantile (Clopper-Pearson), the binomial distribution (two-sided test) and the normal quantile.
+// certificates for word substitution (Ye et al. 2020). The distributions (the beta quantile for
+// Clopper-Pearson, the binomial tail for the two-sided test, the normal quantile) are in
+// smooth/statistics.hpp.
 
 #include <algorithm>
-#include <boost/math/distributions/beta.hpp>
-#include <boost/math/distributions/binomial.hpp>
-#include <boost/math/distributions/normal.hpp>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -18,6 +16,7 @@
 #include <vector>
 
 #include "robustxlt/core/error.hpp"
+#include "robustxlt/smooth/statistics.hpp"
 
 namespace robustxlt::smooth {
 
@@ -49,9 +48,9 @@ inline std::pair<std::int64_t, std::int64_t> top_two(const std::vector<std::size
 inline double binomial_test_two_sided(std::size_t k, std::size_t n) {
   if (n == 0) robustxlt::detail::fail("binomial_test_two_sided: n must be > 0, got 0");
   if (k > n) robustxlt::detail::fail("binomial_test_two_sided: k must be <= n ", n, ", got ", k);
-  const boost::math::binomial_distribution<double> dist(static_cast<double>(n), 0.5);
-  const double lower = boost::math::cdf(dist, static_cast<double>(k));                                  // P(X <= k)
-  const double upper = k == 0 ? 1.0 : boost::math::cdf(boost::math::complement(dist, static_cast<double>(k - 1)));  // P(X >= k)
+  const double nd = static_cast<double>(n), kd = static_cast<double>(k);
+  const double lower = k == n ? 1.0 : detail::incomplete_beta(nd - kd, kd + 1.0, 0.5);  // P(X <= k)
+  const double upper = k == 0 ? 1.0 : detail::incomplete_beta(kd, nd - kd + 1.0, 0.5);  // P(X >= k)
   return std::min(1.0, 2.0 * std::min(lower, upper));
 }
 
@@ -62,14 +61,13 @@ inline double clopper_pearson_lower(std::size_t k, std::size_t n, double alpha) 
   if (n == 0) robustxlt::detail::fail("clopper_pearson_lower: n must be > 0, got 0");
   if (k > n) robustxlt::detail::fail("clopper_pearson_lower: k must be <= n ", n, ", got ", k);
   if (k == 0) return 0.0;
-  const boost::math::beta_distribution<double> dist(static_cast<double>(k), static_cast<double>(n - k + 1));
-  return boost::math::quantile(dist, alpha);
+  return detail::beta_quantile(static_cast<double>(k), static_cast<double>(n - k + 1), alpha);
 }
 
 // Standard normal quantile Phi^-1(p), p in (0, 1).
 inline double normal_quantile(double p) {
   if (!(p > 0.0 && p < 1.0)) robustxlt::detail::fail("normal_quantile: p must be in (0, 1), got ", p);
-  return boost::math::quantile(boost::math::normal_distribution<double>(0.0, 1.0), p);
+  return detail::standard_normal_quantile(p);
 }
 
 inline constexpr std::int64_t abstain = -1;
