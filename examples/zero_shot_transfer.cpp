@@ -131,15 +131,14 @@ std::int64_t argmax_row(const Tensor<float, 2>& z, std::size_t b) {
 
 // Sampler tables over the whole vocabulary: English headword -> its synonyms, and per language English
 // headword -> its translations.
-noise::IdTable id_table(std::size_t rows, const std::vector<std::vector<std::int64_t>>& per_concept, const World& w) {
-  std::vector<std::uint32_t> offsets{0}, items;
-  for (std::size_t id = 0; id < rows; ++id) {
+noise::IdTable id_table(std::size_t vocab_size, const std::vector<std::vector<std::int64_t>>& per_concept, const World& w) {
+  std::vector<std::vector<std::int64_t>> rows(vocab_size);
+  for (std::size_t id = 0; id < vocab_size; ++id) {
     const std::int64_t c = w.word_concept[id];
     if (c >= 0 && static_cast<std::int64_t>(id) == w.english_id(static_cast<std::size_t>(c)))
-      for (auto t : per_concept[static_cast<std::size_t>(c)]) items.push_back(static_cast<std::uint32_t>(t));
-    offsets.push_back(static_cast<std::uint32_t>(items.size()));
+      rows[id] = per_concept[static_cast<std::size_t>(c)];
   }
-  return noise::IdTable(std::move(offsets), std::move(items));
+  return noise::IdTable::from_lists(rows, vocab_size);
 }
 
 struct Trainer {
@@ -156,7 +155,11 @@ struct Trainer {
   }
 
   Trainer(const World& w, const std::vector<Example>& t, const Options& o)
-      : world(w), train(t), opt(o), synonyms(id_table(w.vocab_size(), w.synonym_ids, w)), code_switch(dictionaries(w)) {}
+      : world(w),
+        train(t),
+        opt(o),
+        synonyms(id_table(w.vocab_size(), w.synonym_ids, w), w.vocab_size()),
+        code_switch(dictionaries(w), w.vocab_size()) {}
 
   // Trains one model; report(step, loss) is called every few steps.
   template <class Report>
@@ -219,22 +222,24 @@ struct Trainer {
         loss = model->loss_and_backward(batch, y);  // pgd or freelb at step 0 of the ramp
       } else if (recipe == "pgd") {
         nn::ClassifierObjective<float> objective(*model, batch, y);
-        perturb::PGDOptions<float> attack;
-        attack.ball = {perturb::Norm::l2, perturb::Granularity::token, eps_now};
-        attack.alpha = eps_now / 2;
-        attack.steps = 2;
-        loss = perturb::adversarial_training_step(objective, objective.embeddings(), batch.mask, attack).total / 2;
+        perturb::AdversarialStepOptions<float> step_options;
+        step_options.attack.ball = {perturb::Norm::l2, perturb::Granularity::token, eps_now};
+        step_options.attack.step_size = eps_now / 2;
+        step_options.attack.steps = 2;
+        loss = perturb::adversarial_training_step(objective, objective.embeddings(), batch.mask, step_options).loss / 2;
       } else if (recipe == "freelb") {
         nn::ClassifierObjective<float> objective(*model, batch, y);
         perturb::FreeLBOptions<float> fo;
         fo.steps = 3;
-        fo.max_norm = eps_now * std::sqrt(12.0f);  // per sequence: epsilon per token over a typical 12 tokens
-        fo.adv_lr = fo.max_norm / 3;
+        // Per sequence: epsilon per token over a typical 12 tokens.
+        fo.ball = {perturb::Norm::l2, perturb::Granularity::sequence, eps_now * std::sqrt(12.0f)};
+        fo.step_size = fo.ball.epsilon / 3;
         fo.init_magnitude = eps_now / 10;
-        fo.seed = seed * 1000003 + step;
-        loss = perturb::freelb(objective, objective.embeddings(), batch.mask, fo).mean_loss;
+        fo.seed = seed;
+        // Row b of step s is example s * B + b of this run's stream of (shuffled) training examples.
+        loss = perturb::freelb(objective, objective.embeddings(), batch.mask, fo, {step * B, step}).loss;
       } else {
-        robustxlt::detail::fail("unknown recipe '", recipe, "'");
+        robustxlt::fail("unknown recipe '", recipe, "'");
       }
       frozen.drop_gradient();
       nn::clip_grad_norm(model->params(), 1.0f);
@@ -459,7 +464,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    if (opt.dim % 4 != 0) robustxlt::detail::fail("--dim must be a multiple of 4 (4 attention heads), got ", opt.dim);
+    if (opt.dim % 4 != 0) robustxlt::fail("--dim must be a multiple of 4 (4 attention heads), got ", opt.dim);
     if (opt.quick) {
       opt.seeds = 1;
       opt.steps = std::min<std::size_t>(opt.steps, 1000);
@@ -530,8 +535,8 @@ int main(int argc, char** argv) {
       const auto d = align::pair_diagnostics(src, tgt);
       Tensor<float, 3> s3 = xt::reshape_view(src, {pairs.size(), std::size_t{1}, opt.dim});
       Tensor<float, 3> t3 = xt::reshape_view(tgt, {pairs.size(), std::size_t{1}, opt.dim});
-      const double cov = align::robust_region_coverage(s3, t3, Tensor<std::int64_t, 2>{}, perturb::Norm::l2,
-                                                       perturb::Granularity::token, static_cast<float>(opt.epsilon));
+      const double cov = align::robust_region_coverage(
+          s3, t3, Tensor<std::int64_t, 2>{}, Ball<float>{Norm::l2, Granularity::token, static_cast<float>(opt.epsilon)});
       diag_cos[l + 1] = d.cosine.mean, diag_l2[l + 1] = d.l2.mean, diag_cov[l + 1] = cov;
       std::printf("%-6s %8.2f %8.2f %8.3f %8.3f %13.1f%%\n", columns[l + 1].c_str(), world.languages[l].misalignment.angle,
                   world.languages[l].misalignment.noise, d.cosine.mean, d.l2.mean, 100 * cov);
@@ -637,7 +642,7 @@ int main(int argc, char** argv) {
     }
     for (auto& t : pool) t.join();
     if (live) std::fprintf(stderr, "\r%*s\r", static_cast<int>(last_len), "");
-    if (!first_error.empty()) robustxlt::detail::fail(first_error);
+    if (!first_error.empty()) robustxlt::fail(first_error);
 
     // Tables.
     char title[256];
