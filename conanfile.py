@@ -35,7 +35,6 @@ class RobustxltConan(ConanFile):
         self.requires("xtl/[>=0.7.2 <0.8]")
         self.requires("xsimd/[>=8.1.0 <9]")
         self.requires("xtensor/[>=0.24.3 <0.25]")
-        self.requires("nlohmann_json/[>=3.9 <4]")
 
     def package_id(self):
         self.info.clear()

@@ -33,7 +33,6 @@ PACKAGES = {
     "xtl": ("xtl", ["xtl"]),
     "xsimd": ("xsimd", ["xsimd"]),
     "xtensor": ("xtensor", ["xtensor"]),
-    "nlohmann_json": ("nlohmann_json", ["nlohmann-json"]),
 }
 COMPILER_PROVIDED = {"OpenMP"}
 

@@ -65,11 +65,14 @@ TEST_CASE("JSON neighbour tables: empty and asymmetric lists, errors with lines"
 }
 
 TEST_CASE("JSON neighbour tables regression: a number beyond double's range is a FormatError") {
-  // Found while writing fuzz_neighbours_json (its corpus keeps the input as regression_number_overflow): the
-  // JSON parser reports the overflow as out_of_range, not parse_error, and it escaped the loader unconverted.
+  // Found while writing fuzz_neighbours_json (its corpus keeps the input as regression_number_overflow): a
+  // number out of double's range once escaped the loader as another exception type.
   CHECK_THROWS_WITH_AS(parse_neighbours_json("{\"a\": [1e400]}", "nb.json"),
-                       "json 'nb.json': [json.exception.out_of_range.406] number overflow parsing '1e400'", FormatError);
+                       "json 'nb.json' line 1: neighbours of 'a' must be strings, got number", FormatError);
   CHECK_THROWS_AS(parse_neighbours_json("[-1e999]", "nb.json"), FormatError);
+  // A word listed twice is a syntax error with its line, not a silent overwrite.
+  CHECK_THROWS_WITH_AS(parse_neighbours_json("{\"a\": [],\n\"a\": [\"b\"]}", "nb.json"),
+                       doctest::Contains("json 'nb.json' line 2: at byte 13: duplicate key 'a'"), FormatError);
 }
 
 TEST_CASE("TSV neighbour tables") {

@@ -1,9 +1,8 @@
 #pragma once
-// A small strict JSON reader and string writer for the headers of safetensors files (objects of objects
-// of strings, arrays and integers): RFC 8259 syntax, UTF-8 validated, \u escapes with surrogate pairs,
-// duplicate keys and nesting deeper than 64 refused. It keeps core/ free of a JSON library dependency, so
-// every header that reads or writes checkpoints compiles without one; code that parses general JSON
-// documents (configs, lexicons) uses nlohmann/json.
+// A small strict JSON reader (to a document tree) and string writer: RFC 8259 syntax, UTF-8 validated, \u
+// escapes with surrogate pairs, duplicate keys and nesting deeper than 64 refused; numbers are kept as
+// their literal text, converted by whoever reads them. It reads safetensors headers and JSON neighbour
+// tables, so the library depends on no JSON library and its headers compile without one.
 
 #include <cstddef>
 #include <cstdint>
@@ -116,10 +115,15 @@ inline std::string Value::dump() const {
   return out;
 }
 
-// Thrown by parse with the byte offset of the problem in its message; callers wrap it in their own error.
+// Thrown by parse with the byte offset of the problem, in its message and as offset(); callers wrap it in
+// their own error (naming the file, the line).
 class ParseError : public FormatError {
  public:
-  using FormatError::FormatError;
+  ParseError(const std::string& message, std::size_t offset) : FormatError(message), offset_(offset) {}
+  std::size_t offset() const noexcept { return offset_; }
+
+ private:
+  std::size_t offset_;
 };
 
 class Parser {
@@ -139,7 +143,7 @@ class Parser {
  private:
   template <class... Args>
   [[noreturn]] void error(Args&&... args) const {
-    detail::fail<ParseError>("at byte ", pos_, ": ", std::forward<Args>(args)...);
+    throw ParseError(detail::concat("at byte ", pos_, ": ", std::forward<Args>(args)...), pos_);
   }
 
   void skip_space() noexcept {
