@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -170,11 +171,12 @@ class Parser {
         ++pos_;
         return v;
       }
+      std::unordered_set<std::string> seen;  // keys so far: a header of n tensors is checked in O(n), not O(n^2)
       for (;;) {
         skip_space();
         if (pos_ == s_.size() || s_[pos_] != '"') error("expected a string key");
         std::string key = string();
-        if (v.find(key)) error("duplicate key '", key, "'");
+        if (!seen.insert(key).second) error("duplicate key '", key, "'");
         skip_space();
         if (pos_ == s_.size() || s_[pos_] != ':') error("expected ':' after a key");
         ++pos_;
