@@ -30,7 +30,8 @@ class RobustxltConan(ConanFile):
 
     def requirements(self):
         # The packages cmake/robustxltConfig.cmake.in finds with find_dependency, with the versions tested
-        # (those of Debian 12) as lower bounds.
+        # (those of Debian 12) as lower bounds. From Conan Center by default; the conan/debian12 profile
+        # replaces them with the system's packages (see conan/system/conanfile.py).
         self.requires("eigen/[>=3.3 <4]")
         self.requires("xtl/[>=0.7.2 <0.8]")
         self.requires("xsimd/[>=8.1.0 <9]")

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Checks the Conan recipe and the vcpkg port against the CMake package they wrap.
 
-No Conan or vcpkg client is available where the tests run, so this verifies what can be verified without
-one:
+It checks what the recipes must agree on with the CMake package, and needs no client: there is no vcpkg
+client where the tests run, so for vcpkg this is all that is checked; the Conan recipe is also run for real
+by `conan create` (tests/package_consumer/conan_create.sh) when a Conan 2 client is installed.
 
   conan   conanfile.py and test_package/ parse; the recipe is a header-only package whose id ignores the
           settings, reads its version from include/robustxlt/version.hpp, requires exactly the packages
