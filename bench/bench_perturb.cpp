@@ -39,7 +39,7 @@ void report(benchmark::State& state, int tensors_moved) {
 // a = b + s * c: two reads and one write, the usual bandwidth yardstick; with threads > 1 the loop is split
 // statically over that many OpenMP threads (all cores: the machine's bandwidth rather than one core's).
 // Written with 256-bit vectors wherever the build has AVX2, AVX-512 builds included: on the machine the
-// README's figures come from, 512-bit loads and stores stream 10-25% slower than 256-bit ones
+// figures of bench/README.md come from, 512-bit loads and stores stream 10-25% slower than 256-bit ones
 // (perturb/triad_widest_vectors below), and the yardstick should be the fastest plain loop, not the one
 // the build happens to vectorise.
 #if XSIMD_WITH_AVX2

@@ -429,7 +429,7 @@ int main(int argc, char** argv) {
   std::string languages_arg, recipes_arg;
   CLI::App app{
       "Zero-shot cross-lingual transfer demo: fine-tune on English only, evaluate other languages, compare\n"
-      "robust-training recipes. The multilingual embedding space is simulated (see README)."};
+      "robust-training recipes. The multilingual embedding space is simulated (see examples/README.md)."};
   app.add_option("--languages", opt.languages, "target languages (two-letter or FreeDict codes)")->delimiter(',')->capture_default_str();
   app.add_option("--recipes", opt.recipes, "recipes: standard, pgd, freelb, rs-rp, rs-da, code-switch")
       ->delimiter(',')->check(CLI::IsMember(kAllRecipes))->capture_default_str();
