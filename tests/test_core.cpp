@@ -13,6 +13,7 @@
 #include <limits>
 #include <robustxlt/core.hpp>
 #include <robustxlt/core/safetensors.hpp>
+#include <robustxlt/nn/row_kernels.hpp>  // the transformer's row kernels, checked here with the core kernels
 #include <robustxlt/version.hpp>
 #include <set>
 #include <vector>
@@ -57,12 +58,12 @@ TEST_CASE_TEMPLATE("simd kernels match scalar formulas", T, float, double) {
     CHECK(simd::sum(n, x.data()) == doctest::Approx(ref_sum).epsilon(tol * 10));
     CHECK(double(simd::max(n, x.data())) == ref_max);
 
-    simd::gelu_forward(n, x.data(), out.data());
+    nn::kernels::gelu_forward(n, x.data(), out.data());
     for (std::size_t i = 0; i < n; ++i) {
       const double g = 0.5 * x[i] * (1 + std::erf(x[i] / std::sqrt(2.0)));
       CHECK(double(out[i]) == doctest::Approx(g).epsilon(tol * 5).scale(1));
     }
-    simd::gelu_backward(n, x.data(), dout.data(), dx.data());
+    nn::kernels::gelu_backward(n, x.data(), dout.data(), dx.data());
     for (std::size_t i = 0; i < n; ++i) {
       const double xi = x[i];
       const double d = 0.5 * (1 + std::erf(xi / std::sqrt(2.0))) + xi * std::exp(-0.5 * xi * xi) / std::sqrt(2 * M_PI);
@@ -76,7 +77,7 @@ TEST_CASE_TEMPLATE("simd kernels match scalar formulas", T, float, double) {
     for (std::size_t i = 0; i < n; ++i) CHECK(double(sm[i]) == doctest::Approx(std::exp(x[i] - ref_max) / z).epsilon(tol * 5));
 
     T mean = 0, rstd = 0;
-    simd::layer_norm_row(n, x.data(), w.data(), b.data(), T(1e-5), out.data(), mean, rstd);
+    nn::kernels::layer_norm_row(n, x.data(), w.data(), b.data(), T(1e-5), out.data(), mean, rstd);
     double m = ref_sum / n, var = 0;
     for (std::size_t i = 0; i < n; ++i) var += (x[i] - m) * (x[i] - m);
     var /= n;
@@ -101,7 +102,7 @@ TEST_CASE("simd: masked and degenerate rows stay finite") {
   // A constant row has zero variance: layer norm gives the bias, not NaN.
   std::vector<float> c(9, 3.0f), w(9, 2.0f), b(9, 0.25f), out(9);
   float mean, rstd;
-  simd::layer_norm_row(9, c.data(), w.data(), b.data(), 1e-5f, out.data(), mean, rstd);
+  nn::kernels::layer_norm_row(9, c.data(), w.data(), b.data(), 1e-5f, out.data(), mean, rstd);
   CHECK(out == std::vector<float>(9, 0.25f));
   std::vector<double> v = {1.0, 2.0, std::nan(""), 4.0};
   CHECK_FALSE(simd::all_finite(v.size(), v.data()));
@@ -269,14 +270,14 @@ TEST_CASE_TEMPLATE("layer norm of a constant row: output is beta, gradients fini
     CAPTURE(double(c));
     std::vector<T> x(d, c), out(d);
     T mean, rstd;
-    simd::layer_norm_row(d, x.data(), w.data(), b.data(), eps, out.data(), mean, rstd);
+    nn::kernels::layer_norm_row(d, x.data(), w.data(), b.data(), eps, out.data(), mean, rstd);
     CHECK(out == b);  // exactly: x - mean is exactly 0 for these constants
     CHECK(mean == c);
     CHECK(double(rstd) == doctest::Approx(1.0 / std::sqrt(double(eps))).epsilon(1e-6));
     // xhat = 0, so dx = rstd (g - mean(g)) with g = dout * w, dw = dout * xhat = 0 and db = dout.
     std::vector<T> dx(d, T(0)), dw(d, T(0)), db(d, T(0));
-    simd::layer_norm_row_backward_input(d, x.data(), w.data(), dout.data(), mean, rstd, dx.data());
-    simd::layer_norm_row_backward_params(d, x.data(), dout.data(), mean, rstd, dw.data(), db.data());
+    nn::kernels::layer_norm_row_backward_input(d, x.data(), w.data(), dout.data(), mean, rstd, dx.data());
+    nn::kernels::layer_norm_row_backward_params(d, x.data(), dout.data(), mean, rstd, dw.data(), db.data());
     double gmean = 0;
     for (std::size_t i = 0; i < d; ++i) gmean += double(dout[i]) * double(w[i]) / double(d);
     for (std::size_t i = 0; i < d; ++i) {
@@ -290,7 +291,7 @@ TEST_CASE_TEMPLATE("layer norm of a constant row: output is beta, gradients fini
   // rounding of beta rather than blowing up by 1/sqrt(eps).
   std::vector<T> x(d, T(0.1)), out(d);
   T mean, rstd;
-  simd::layer_norm_row(d, x.data(), w.data(), b.data(), eps, out.data(), mean, rstd);
+  nn::kernels::layer_norm_row(d, x.data(), w.data(), b.data(), eps, out.data(), mean, rstd);
   for (std::size_t i = 0; i < d; ++i) CHECK(std::abs(double(out[i]) - double(b[i])) < 1e-4);
 }
 
@@ -304,14 +305,14 @@ TEST_CASE("layer norm of a constant row: input gradient matches central differen
   }
   auto f = [&] {
     double m, s;
-    simd::layer_norm_row(d, x.data(), w.data(), b.data(), eps, out.data(), m, s);
+    nn::kernels::layer_norm_row(d, x.data(), w.data(), b.data(), eps, out.data(), m, s);
     double acc = 0;
     for (std::size_t i = 0; i < d; ++i) acc += out[i] * r[i];
     return acc;
   };
   double mean, rstd;
-  simd::layer_norm_row(d, x.data(), w.data(), b.data(), eps, out.data(), mean, rstd);
-  simd::layer_norm_row_backward_input(d, x.data(), w.data(), r.data(), mean, rstd, dx.data());
+  nn::kernels::layer_norm_row(d, x.data(), w.data(), b.data(), eps, out.data(), mean, rstd);
+  nn::kernels::layer_norm_row_backward_input(d, x.data(), w.data(), r.data(), mean, rstd, dx.data());
   // h far below sqrt(eps): the perturbed row's variance stays much smaller than eps, so f is smooth there.
   const double h = 1e-7;
   for (std::size_t i = 0; i < d; ++i) {
@@ -347,9 +348,9 @@ TEST_CASE_TEMPLATE("denormal inputs: softmax, layer norm, GELU and reductions st
   std::vector<T> w(n, T(1.5)), b(n, T(0.25)), out(n), g(n, T(1)), dx(n, T(0)), dw(n, T(0)), db(n, T(0));
   g[3] = T(-2);
   T mean, rstd;
-  simd::layer_norm_row(n, x.data(), w.data(), b.data(), T(1e-5), out.data(), mean, rstd);
-  simd::layer_norm_row_backward_input(n, x.data(), w.data(), g.data(), mean, rstd, dx.data());
-  simd::layer_norm_row_backward_params(n, x.data(), g.data(), mean, rstd, dw.data(), db.data());
+  nn::kernels::layer_norm_row(n, x.data(), w.data(), b.data(), T(1e-5), out.data(), mean, rstd);
+  nn::kernels::layer_norm_row_backward_input(n, x.data(), w.data(), g.data(), mean, rstd, dx.data());
+  nn::kernels::layer_norm_row_backward_params(n, x.data(), g.data(), mean, rstd, dw.data(), db.data());
   double gm = 0;
   for (std::size_t i = 0; i < n; ++i) gm += 1.5 * double(g[i]) / double(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -361,8 +362,8 @@ TEST_CASE_TEMPLATE("denormal inputs: softmax, layer norm, GELU and reductions st
   }
   // GELU(x) = x Phi(x) ~ x / 2 near 0, GELU'(0) = 1/2: both finite, the output subnormal or zero.
   std::vector<T> y(n), dy(n, T(0)), ones(n, T(1));
-  simd::gelu_forward(n, x.data(), y.data());
-  simd::gelu_backward(n, x.data(), ones.data(), dy.data());
+  nn::kernels::gelu_forward(n, x.data(), y.data());
+  nn::kernels::gelu_backward(n, x.data(), ones.data(), dy.data());
   for (std::size_t i = 0; i < n; ++i) {
     REQUIRE(std::isfinite(y[i]));
     CHECK(std::abs(double(y[i]) - 0.5 * double(x[i])) <= double(sub));

@@ -1,7 +1,8 @@
-// Tests of core/random.hpp and the float kernels of the normal generator (simd::neg2_log, simd::sincos_half_pi,
-// simd::select_by_bit). CMake builds this file once with the default flags and, where the compiler and the
-// CPU allow, again for AVX2 + FMA and for AVX-512, because those instruction sets take other code paths
-// (table lookups by permute, blends); each build checks that it runs the path it was built for.
+// Tests of core/random.hpp and the float kernels of the normal generator (core/detail/normal_math.hpp:
+// neg2_log, sincos_half_pi, select_by_bit). CMake builds this file once with the default flags and, where
+// the compiler and the CPU allow, again for AVX2 + FMA and for AVX-512, because those instruction sets take
+// other code paths (core/detail/arch/: table lookups by permute, blends); each build checks that it runs
+// the path it was built for.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
@@ -136,7 +137,7 @@ TEST_CASE_TEMPLATE("Rng::fill_normal: moments, tails and a Kolmogorov-Smirnov ch
 
 // The float generator's own -2 ln x and sin/cos, checked against the double-precision C library on every
 // input the generator can give them, and on sweeps of their whole documented domains.
-TEST_CASE("simd::neg2_log: every generator input and a sweep of all positive normal floats") {
+TEST_CASE("neg2_log: every generator input and a sweep of all positive normal floats") {
   using bf = simd::batch<float>;
   constexpr std::size_t W = simd::width<float>;
   std::vector<float> in(W), out(W);
@@ -158,7 +159,7 @@ TEST_CASE("simd::neg2_log: every generator input and a sweep of all positive nor
   for (std::uint32_t k = 1; k <= top; k += W) {
     const std::size_t m = std::min<std::size_t>(W, top - k + 1);
     for (std::size_t l = 0; l < W; ++l) in[l] = float(std::min<std::uint32_t>(k + std::uint32_t(l), top));
-    check(m, &simd::neg2_log<24>, 1.0 / top);
+    check(m, &simd::detail::neg2_log<24>, 1.0 / top);
   }
   INFO("generator inputs: worst relative error ", worst, " at ", worst_at);
   CHECK(worst < 2.5e-7);
@@ -172,20 +173,20 @@ TEST_CASE("simd::neg2_log: every generator input and a sweep of all positive nor
       const auto u = static_cast<std::uint32_t>(bits);
       std::memcpy(&in[l], &u, sizeof u);
     }
-    check(m, &simd::neg2_log<0>, 1.0);
+    check(m, &simd::detail::neg2_log<0>, 1.0);
   }
   INFO("positive normal floats: worst relative error ", worst, " at ", worst_at);
   CHECK(worst < 2.5e-7);
 }
 
-TEST_CASE("simd::sincos_half_pi: every generator angle and a sweep of [-1/2, 1/2]") {
+TEST_CASE("sincos_half_pi: every generator angle and a sweep of [-1/2, 1/2]") {
   using bf = simd::batch<float>;
   constexpr std::size_t W = simd::width<float>;
   std::vector<float> in(W), so(W), co(W);
   double worst_abs = 0, worst_rel = 0;
   const double half_pi = 1.57079632679489661923;
   auto check = [&] {
-    const auto sc = simd::sincos_half_pi(bf::load_unaligned(in.data()));
+    const auto sc = simd::detail::sincos_half_pi(bf::load_unaligned(in.data()));
     sc.first.store_unaligned(so.data());
     sc.second.store_unaligned(co.data());
     for (std::size_t l = 0; l < W; ++l) {
@@ -212,8 +213,8 @@ TEST_CASE("simd::sincos_half_pi: every generator angle and a sweep of [-1/2, 1/2
   // The scale a multiplies both: within a few float roundings of a times the unscaled values.
   const float a = 0.0123f;
   for (std::size_t l = 0; l < W; ++l) in[l] = float(l) / float(2 * W) - 0.25f;
-  const auto one = simd::sincos_half_pi(bf::load_unaligned(in.data()));
-  const auto scaled = simd::sincos_half_pi(bf::load_unaligned(in.data()), bf(a));
+  const auto one = simd::detail::sincos_half_pi(bf::load_unaligned(in.data()));
+  const auto scaled = simd::detail::sincos_half_pi(bf::load_unaligned(in.data()), bf(a));
   std::vector<float> s1(W), c1(W), sa(W), ca(W);
   one.first.store_unaligned(s1.data());
   one.second.store_unaligned(c1.data());
@@ -225,7 +226,7 @@ TEST_CASE("simd::sincos_half_pi: every generator angle and a sweep of [-1/2, 1/2
   }
 }
 
-TEST_CASE("simd::select_by_bit reads only its bit of the word") {
+TEST_CASE("select_by_bit reads only its bit of the word") {
   using bf = simd::batch<float>;
   using bu = xsimd::batch<std::uint32_t>;
   constexpr std::size_t W = simd::width<float>;
@@ -242,10 +243,10 @@ TEST_CASE("simd::select_by_bit reads only its bit of the word") {
     got.store_unaligned(out.data());
     for (std::size_t l = 0; l < W; ++l) CHECK(out[l] == ((words[l] >> bit) & 1u ? a[l] : b[l]));
   };
-  check(0, simd::select_by_bit<0>(w, va, vb));
-  check(7, simd::select_by_bit<7>(w, va, vb));
-  check(30, simd::select_by_bit<30>(w, va, vb));
-  check(31, simd::select_by_bit<31>(w, va, vb));
+  check(0, simd::detail::select_by_bit<0>(w, va, vb));
+  check(7, simd::detail::select_by_bit<7>(w, va, vb));
+  check(30, simd::detail::select_by_bit<30>(w, va, vb));
+  check(31, simd::detail::select_by_bit<31>(w, va, vb));
 }
 
 namespace {

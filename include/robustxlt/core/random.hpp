@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "robustxlt/core/detail/normal_math.hpp"
 #include "robustxlt/core/simd.hpp"
 
 namespace robustxlt {
@@ -104,11 +105,11 @@ struct NormalBlock<float> {
       const auto wr = xsimd::bitwise_cast<bu>(lanes.next(j));
       const auto wt = xsimd::bitwise_cast<bu>(lanes.next(j));
       const bf k1 = xsimd::batch_cast<float>(xsimd::bitwise_cast<bi>(wr >> 8) + bi(1));  // exact: k + 1 <= 2^24
-      const bf r = xsimd::sqrt(simd::neg2_log<24>(k1));
+      const bf r = xsimd::sqrt(simd::detail::neg2_log<24>(k1));
       const bf x = xsimd::bitwise_cast<bf>(((wt >> 7) & bu(0x007ffffeu)) | bu(0x3f800001u)) - bf(1.5f);
-      const auto sc = simd::sincos_half_pi(x, a);
+      const auto sc = simd::detail::sincos_half_pi(x, a);
       const bf c = sc.second ^ xsimd::bitwise_cast<bf>(wt & bu(0x80000000u));
-      out(j, r, simd::select_by_bit<30>(wt, sc.first, c), simd::select_by_bit<30>(wt, c, sc.first));
+      out(j, r, simd::detail::select_by_bit<30>(wt, sc.first, c), simd::detail::select_by_bit<30>(wt, c, sc.first));
     }
   }
 };
@@ -174,6 +175,19 @@ class Rng {
     return static_cast<T>((*this)() >> (64 - bits)) * (T(1) / static_cast<T>(std::uint64_t(1) << bits));
   }
 
+  // out[i] = scale (2 u_i - 1) for n uniforms u_i of this stream: uniform in [-scale, scale] (scale 1
+  // gives 2 u - 1 exactly). The embedding noise of noise/ and the random starts of perturb/ draw with it.
+  template <class T>
+  void fill_symmetric_uniform(T* out, std::size_t n, T scale = T(1)) noexcept {
+    for (std::size_t i = 0; i < n; ++i) out[i] = scale * (T(2) * uniform<T>() - T(1));
+  }
+
+  // The radius of a point uniform in the L2 ball of radius `radius` in `dims` dimensions, radius U^(1/dims)
+  // from one uniform of this stream; the point is that radius along an independent Gaussian direction.
+  double ball_radius(double radius, std::size_t dims) noexcept {
+    return radius * std::pow(uniform<double>(), 1.0 / static_cast<double>(dims));
+  }
+
   // Uniform integer in [0, n), without modulo bias (Lemire's multiply-shift with rejection). n > 0.
   std::uint64_t below(std::uint64_t n) noexcept {
     for (;;) {
@@ -190,8 +204,8 @@ class Rng {
   // the first m values of a fill of n are those of a fill of m. Uniforms have 24 bits (float) or 52 bits
   // (double) and the radius uses u in (0, 1], so |z| <= sqrt(2 * 24 ln 2) = 5.77 for float and
   // sqrt(2 * 52 ln 2) = 8.49 for double (the normal probabilities beyond, 8e-9 and 2e-17, are never
-  // drawn). Float uses simd::neg2_log and simd::sincos_half_pi (within 2.5e-7 of the exact values), double
-  // the accurate xsimd log and sincos. The lanes, and so the uniforms, are the same on every instruction
+  // drawn). Float uses the polynomial -2 ln x and sin/cos of core/detail/normal_math.hpp (within 2.5e-7
+  // of the exact values), double the accurate xsimd log and sincos. The lanes, and so the uniforms, are the same on every instruction
   // set; the normals may differ there in the last bits (FMA against separate multiply-add, and float's
   // -2 ln u has a table path on AVX2 with FMA3 and on AVX-512 and a division path elsewhere).
   template <class T>

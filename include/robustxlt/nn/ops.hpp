@@ -13,6 +13,7 @@
 #include "robustxlt/core/random.hpp"
 #include "robustxlt/core/simd.hpp"
 #include "robustxlt/core/tensor.hpp"
+#include "robustxlt/nn/row_kernels.hpp"
 
 namespace robustxlt::nn {
 
@@ -101,7 +102,7 @@ void layer_norm_forward(T* out,       // [N, D]
                         const T* w,   // [D]
                         const T* b,   // [D]
                         std::size_t n, std::size_t d, T eps) {
-  parallel_rows(n, [&](std::size_t r) { simd::layer_norm_row(d, in + r * d, w, b, eps, out + r * d, mean[r], rstd[r]); });
+  parallel_rows(n, [&](std::size_t r) { kernels::layer_norm_row(d, in + r * d, w, b, eps, out + r * d, mean[r], rstd[r]); });
 }
 
 template <class T>
@@ -116,7 +117,7 @@ void layer_norm_backward(T* din,         // [N, D], accumulated (overwritten whe
                          std::size_t n, std::size_t d, bool overwrite_din = false) {
   parallel_rows(n, [&](std::size_t r) {
     if (overwrite_din) std::fill_n(din + r * d, d, T(0));
-    simd::layer_norm_row_backward_input(d, in + r * d, w, dout + r * d, mean[r], rstd[r], din + r * d);
+    kernels::layer_norm_row_backward_input(d, in + r * d, w, dout + r * d, mean[r], rstd[r], din + r * d);
   });
   if (!dw || !db) return;
   // Parameter gradients by column blocks, rows in a fixed order: thread-count independent.
@@ -124,7 +125,7 @@ void layer_norm_backward(T* din,         // [N, D], accumulated (overwritten whe
   parallel_rows((d + block - 1) / block, [&](std::size_t k) {
     const std::size_t c0 = k * block, len = std::min(block, d - c0);
     for (std::size_t r = 0; r < n; ++r)
-      simd::layer_norm_row_backward_params(len, in + r * d + c0, dout + r * d + c0, mean[r], rstd[r], dw + c0, db + c0);
+      kernels::layer_norm_row_backward_params(len, in + r * d + c0, dout + r * d + c0, mean[r], rstd[r], dw + c0, db + c0);
   });
 }
 
@@ -136,7 +137,7 @@ void gelu_forward(T* out, const T* in, std::size_t n) {  // [n], out may alias i
   constexpr std::size_t chunk = 4096;
   parallel_rows((n + chunk - 1) / chunk, [&](std::size_t c) {
     const std::size_t i0 = c * chunk, len = std::min(chunk, n - i0);
-    simd::gelu_forward(len, in + i0, out + i0);
+    kernels::gelu_forward(len, in + i0, out + i0);
   });
 }
 
@@ -147,7 +148,7 @@ void gelu_backward(T* din, const T* in, const T* dout, std::size_t n,
   parallel_rows((n + chunk - 1) / chunk, [&](std::size_t c) {
     const std::size_t i0 = c * chunk, len = std::min(chunk, n - i0);
     if (overwrite_din) std::fill_n(din + i0, len, T(0));
-    simd::gelu_backward(len, in + i0, dout + i0, din + i0);
+    kernels::gelu_backward(len, in + i0, dout + i0, din + i0);
   });
 }
 
