@@ -323,13 +323,13 @@ void add_embedding_noise(E&& x, const M& mask, EmbeddingNoise kind, T scale, std
           rng.add_normal(scale, row, D);  // the draws of fill_normal(buf, D), added without the buffer
           break;
         case EmbeddingNoise::uniform:
-          for (std::size_t d = 0; d < D; ++d) buf[d] = T(2) * rng.uniform<T>() - T(1);
+          rng.fill_symmetric_uniform(buf.data(), D);
           simd::axpy(D, scale, buf.data(), row);
           break;
         case EmbeddingNoise::l2_ball: {
           rng.fill_normal(buf.data(), D);
           const T norm = std::sqrt(simd::dot(D, buf.data(), buf.data()));
-          const T radius = scale * static_cast<T>(std::pow(rng.uniform<double>(), 1.0 / static_cast<double>(D)));
+          const T radius = static_cast<T>(rng.ball_radius(static_cast<double>(scale), D));
           if (norm > T(0)) simd::axpy(D, radius / norm, buf.data(), row);
           break;
         }

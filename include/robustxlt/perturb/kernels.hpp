@@ -147,6 +147,50 @@ void check_step_size(const char* where, T step_size) {
     robustxlt::detail::fail(where, ": step_size must be > 0 and finite, got ", step_size);
 }
 
+// The rows of one group's tokens in a [B, T, D] tensor (Granularity: one token, one sequence or the batch).
+template <class T>
+struct GroupRows {
+  T* data;
+  const std::size_t* toks;  // flat indices b * T + t of the group's tokens
+  std::size_t count;        // number of tokens in the group
+  std::size_t D;            // row length
+  std::size_t length;       // T, the sequence length
+  T* row(std::size_t k) const noexcept { return data + toks[k] * D; }
+  std::size_t sequence(std::size_t k) const noexcept { return toks[k] / length; }
+  std::size_t position(std::size_t k) const noexcept { return toks[k] % length; }
+  T norm(Norm n) const noexcept { return group_norm(data, toks, count, D, n); }
+};
+
+// The skeleton every kernel shares: a view of the tensor it writes (`out`, named `name` in errors), the
+// mask parsed once at this boundary, fn(rows) for each group of the granularity (in parallel where
+// for_each_group runs them so), then zeros at every padded position.
+template <class E, class M, class Fn>
+void over_groups(const char* where, const char* name, E& out, const M& mask, Granularity granularity, Fn&& fn) {
+  auto v = view3(out, where, name);
+  using T = std::remove_pointer_t<decltype(v.data)>;
+  const TokenMask& m = TokenMask::from(mask, v.B, v.T, where);
+  for_each_group(m, granularity, [&](std::size_t, const std::size_t* toks, std::size_t count) {
+    fn(GroupRows<T>{v.data, toks, count, v.D, v.T});
+  });
+  zero_padding(v.data, m, v.D);
+}
+
+// The same with a second tensor of the same shape read alongside (a gradient): fn(out_rows, in_rows).
+template <class EO, class EI, class M, class Fn>
+void over_groups(const char* where, const char* out_name, EO& out, const char* in_name, const EI& in, const M& mask,
+                 Granularity granularity, Fn&& fn) {
+  auto o = view3(out, where, out_name);
+  auto i = view3(in, where, in_name);
+  check_same_shape(where, out_name, o, in_name, i);
+  using T = std::remove_pointer_t<decltype(o.data)>;
+  using U = std::remove_pointer_t<decltype(i.data)>;
+  const TokenMask& m = TokenMask::from(mask, o.B, o.T, where);
+  for_each_group(m, granularity, [&](std::size_t, const std::size_t* toks, std::size_t count) {
+    fn(GroupRows<T>{o.data, toks, count, o.D, o.T}, GroupRows<U>{i.data, toks, count, i.D, i.T});
+  });
+  zero_padding(o.data, m, o.D);
+}
+
 }  // namespace detail
 
 // Projects delta onto the ball in place: L2 scales each group by min(1, eps / ||delta||), Linf clamps to
@@ -155,44 +199,32 @@ void check_step_size(const char* where, T step_size) {
 template <class E, class M, class T>
 void project(E& delta, const M& mask, const Ball<T>& ball) {
   detail::check_ball("project", ball);
-  auto v = detail::view3(delta, "project", "delta");
-  const TokenMask& m = TokenMask::from(mask, v.B, v.T, "project");
   const T eps = ball.epsilon;
-  if (ball.bounded()) detail::for_each_group(m, ball.granularity, [&](std::size_t, const std::size_t* toks, std::size_t count) {
+  detail::over_groups("project", "delta", delta, mask, ball.granularity, [&](const auto& x) {
+    if (!ball.bounded()) return;
     if (ball.norm == Norm::linf) {
-      for (std::size_t k = 0; k < count; ++k)
-        detail::linf_step_clamp(v.D, v.data + toks[k] * v.D, v.data + toks[k] * v.D, T(0), T(0), false, eps);
+      for (std::size_t k = 0; k < x.count; ++k) detail::linf_step_clamp(x.D, x.row(k), x.row(k), T(0), T(0), false, eps);
       return;
     }
-    const T n = detail::group_norm(v.data, toks, count, v.D, Norm::l2);
-    if (n > eps) {
-      const T s = eps / n;
-      for (std::size_t k = 0; k < count; ++k) simd::scale(v.D, s, v.data + toks[k] * v.D);
-    }
+    const T n = x.norm(Norm::l2);
+    if (n > eps)
+      for (std::size_t k = 0; k < x.count; ++k) simd::scale(x.D, eps / n, x.row(k));
   });
-  detail::zero_padding(v.data, m, v.D);
 }
 
 // Writes the ascent direction of grad into dir (same shape): sign(g) for Linf, g / ||g||_2 per group for L2
 // (a group whose gradient is zero gets a zero direction, never NaN). Padded positions get zero.
 template <class ED, class EG, class M>
 void ascent_direction(ED& dir, const EG& grad, const M& mask, Norm norm, Granularity granularity) {
-  auto g = detail::view3(grad, "ascent_direction", "grad");
-  auto d = detail::view3(dir, "ascent_direction", "dir");
-  detail::check_same_shape("ascent_direction", "grad", g, "dir", d);
-  using T = std::remove_pointer_t<decltype(d.data)>;
-  const TokenMask& m = TokenMask::from(mask, g.B, g.T, "ascent_direction");
-  detail::for_each_group(m, granularity, [&](std::size_t, const std::size_t* toks, std::size_t count) {
-    T inv = 0;
+  detail::over_groups("ascent_direction", "dir", dir, "grad", grad, mask, granularity, [&](const auto& d, const auto& g) {
+    using T = std::remove_pointer_t<decltype(d.data)>;
+    T a = 1;  // Linf: sign(g); L2: g / ||g||_2, zero for a zero gradient
     if (norm == Norm::l2) {
-      const T n = detail::group_norm(g.data, toks, count, g.D, Norm::l2);
-      inv = n > T(0) ? T(1) / n : T(0);
+      const T n = g.norm(Norm::l2);
+      a = n > T(0) ? T(1) / n : T(0);
     }
-    for (std::size_t k = 0; k < count; ++k)
-      detail::scaled_direction(g.D, d.data + toks[k] * g.D, g.data + toks[k] * g.D, norm == Norm::linf ? T(1) : inv,
-                               norm == Norm::linf);
+    for (std::size_t k = 0; k < d.count; ++k) detail::scaled_direction(d.D, d.row(k), g.row(k), a, norm == Norm::linf);
   });
-  detail::zero_padding(d.data, m, d.D);
 }
 
 // The FGSM step written directly: delta = eps * dir(grad) per group (sign for Linf, g / ||g||_2 for L2, zero
@@ -201,23 +233,16 @@ void ascent_direction(ED& dir, const EG& grad, const M& mask, Norm norm, Granula
 template <class ED, class EG, class M, class T>
 void fgsm_step(ED& delta, const EG& grad, const M& mask, const Ball<T>& ball) {
   detail::check_ball("fgsm_step", ball, false);
-  auto g = detail::view3(grad, "fgsm_step", "grad");
-  auto d = detail::view3(delta, "fgsm_step", "delta");
-  detail::check_same_shape("fgsm_step", "grad", g, "delta", d);
-  const TokenMask& m = TokenMask::from(mask, g.B, g.T, "fgsm_step");
   const T eps = ball.epsilon;
-  detail::for_each_group(m, ball.norm == Norm::linf ? Granularity::token : ball.granularity,
-                         [&](std::size_t, const std::size_t* toks, std::size_t count) {
-                           T a = eps;
-                           if (ball.norm == Norm::l2) {
-                             const T n = detail::group_norm(g.data, toks, count, g.D, Norm::l2);
-                             a = n > T(0) ? eps / n : T(0);
-                           }
-                           for (std::size_t k = 0; k < count; ++k)
-                             detail::scaled_direction(g.D, d.data + toks[k] * g.D, g.data + toks[k] * g.D, a,
-                                                      ball.norm == Norm::linf);
-                         });
-  detail::zero_padding(d.data, m, d.D);
+  const Granularity granularity = ball.norm == Norm::linf ? Granularity::token : ball.granularity;
+  detail::over_groups("fgsm_step", "delta", delta, "grad", grad, mask, granularity, [&](const auto& d, const auto& g) {
+    T a = eps;
+    if (ball.norm == Norm::l2) {
+      const T n = g.norm(Norm::l2);
+      a = n > T(0) ? eps / n : T(0);
+    }
+    for (std::size_t k = 0; k < d.count; ++k) detail::scaled_direction(d.D, d.row(k), g.row(k), a, ball.norm == Norm::linf);
+  });
 }
 
 // Scales each group onto the sphere of the ball, in place: x <- eps * x / (||x||_group + tiny) (SMART's rule
@@ -227,18 +252,14 @@ template <class E, class M, class T>
 void normalize_to_ball(E& x, const M& mask, const Ball<T>& ball, T tiny) {
   detail::check_ball("normalize_to_ball", ball, false);
   if (!(tiny >= T(0)) || !std::isfinite(tiny)) robustxlt::detail::fail("normalize_to_ball: tiny must be >= 0, got ", tiny);
-  auto v = detail::view3(x, "normalize_to_ball", "x");
-  const TokenMask& m = TokenMask::from(mask, v.B, v.T, "normalize_to_ball");
-  detail::for_each_group(m, ball.granularity, [&](std::size_t, const std::size_t* toks, std::size_t count) {
-    const T den = detail::group_norm(v.data, toks, count, v.D, ball.norm) + tiny;
+  detail::over_groups("normalize_to_ball", "x", x, mask, ball.granularity, [&](const auto& v) {
+    const T den = v.norm(ball.norm) + tiny;
     if (!(den > T(0))) return;
-    for (std::size_t k = 0; k < count; ++k) {
-      T* r = v.data + toks[k] * v.D;
-      simd::scale(v.D, T(1) / den, r);
-      if (ball.epsilon != T(1)) simd::scale(v.D, ball.epsilon, r);
+    for (std::size_t k = 0; k < v.count; ++k) {
+      simd::scale(v.D, T(1) / den, v.row(k));
+      if (ball.epsilon != T(1)) simd::scale(v.D, ball.epsilon, v.row(k));
     }
   });
-  detail::zero_padding(v.data, m, v.D);
 }
 
 // SMART's normalisation, in place: each token's row x / (max_d |x_d| + tiny). Padded positions become zero.
@@ -258,30 +279,24 @@ void step_and_project(ED& delta, const EG& grad, const M& mask, const Ball<T>& b
                       Direction direction = Direction::steepest) {
   detail::check_ball("step_and_project", ball);
   detail::check_step_size("step_and_project", step_size);
-  auto d = detail::view3(delta, "step_and_project", "delta");
-  auto g = detail::view3(grad, "step_and_project", "grad");
-  detail::check_same_shape("step_and_project", "delta", d, "grad", g);
-  const TokenMask& m = TokenMask::from(mask, d.B, d.T, "step_and_project");
-  const std::size_t D = d.D;
   const T eps = ball.epsilon;
   const bool project = ball.bounded();
-  detail::for_each_group(m, ball.granularity, [&](std::size_t, const std::size_t* toks, std::size_t count) {
+  detail::over_groups("step_and_project", "delta", delta, "grad", grad, mask, ball.granularity, [&](const auto& d, const auto& g) {
+    const std::size_t D = d.D;
     if (ball.norm == Norm::linf) {
       const bool sign_step = direction == Direction::steepest;
       T inv = 0;
       if (!sign_step) {
-        T mx = 0;
-        for (std::size_t k = 0; k < count; ++k) mx = std::max(mx, detail::max_abs(D, g.data + toks[k] * D));
+        const T mx = g.norm(Norm::linf);
         inv = mx > T(0) ? T(1) / mx : T(0);
       }
-      for (std::size_t k = 0; k < count; ++k)
-        detail::linf_step_clamp(D, d.data + toks[k] * D, g.data + toks[k] * D, step_size, inv, sign_step, eps);
+      for (std::size_t k = 0; k < d.count; ++k) detail::linf_step_clamp(D, d.row(k), g.row(k), step_size, inv, sign_step, eps);
       return;
     }
     double gg = 0, dg = 0, dd = 0;
-    for (std::size_t k = 0; k < count; ++k) {
+    for (std::size_t k = 0; k < d.count; ++k) {
       T tgg, tdg, tdd;
-      detail::dot3(D, d.data + toks[k] * D, g.data + toks[k] * D, tgg, tdg, tdd);
+      detail::dot3(D, d.row(k), g.row(k), tgg, tdg, tdd);
       gg += static_cast<double>(tgg);
       dg += static_cast<double>(tdg);
       dd += static_cast<double>(tdd);
@@ -292,10 +307,8 @@ void step_and_project(ED& delta, const EG& grad, const M& mask, const Ball<T>& b
     const double n2 = std::max(0.0, dd + 2 * a * dg + a * a * gg);
     const double n = std::sqrt(n2);
     const double s = (project && n > static_cast<double>(eps)) ? static_cast<double>(eps) / n : 1.0;
-    for (std::size_t k = 0; k < count; ++k)
-      detail::scaled_axpy(D, d.data + toks[k] * D, g.data + toks[k] * D, static_cast<T>(a), static_cast<T>(s));
+    for (std::size_t k = 0; k < d.count; ++k) detail::scaled_axpy(D, d.row(k), g.row(k), static_cast<T>(a), static_cast<T>(s));
   });
-  detail::zero_padding(d.data, m, D);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -315,33 +328,26 @@ inline Rng token_stream(std::uint64_t seed, BatchIndex at, std::size_t b, std::s
 template <class E, class M, class T>
 void uniform_ball_start(E& delta, const M& mask, const Ball<T>& ball, std::uint64_t seed, BatchIndex at = {}) {
   detail::check_ball("uniform_ball_start", ball, false);
-  auto v = detail::view3(delta, "uniform_ball_start", "delta");
-  const TokenMask& m = TokenMask::from(mask, v.B, v.T, "uniform_ball_start");
-  std::fill_n(v.data, v.size(), T(0));
   const T eps = ball.epsilon;
-  if (ball.norm == Norm::linf) {
-    detail::for_each_group(m, Granularity::token, [&](std::size_t n, const std::size_t*, std::size_t) {
-      Rng rng = detail::token_stream(seed, at, n / v.T, n % v.T);
-      T* r = v.data + n * v.D;
-      for (std::size_t i = 0; i < v.D; ++i) r[i] = eps * (T(2) * rng.uniform<T>() - T(1));
-    });
-    return;
-  }
-  detail::for_each_group(m, ball.granularity, [&](std::size_t, const std::size_t* toks, std::size_t count) {
-    if (count == 0) return;
+  const Granularity granularity = ball.norm == Norm::linf ? Granularity::token : ball.granularity;
+  detail::over_groups("uniform_ball_start", "delta", delta, mask, granularity, [&](const auto& x) {
+    if (x.count == 0) return;
+    if (ball.norm == Norm::linf) {
+      Rng rng = detail::token_stream(seed, at, x.sequence(0), x.position(0));
+      rng.fill_symmetric_uniform(x.row(0), x.D, eps);
+      return;
+    }
     double ss = 0;
-    for (std::size_t k = 0; k < count; ++k) {
-      Rng rng = detail::token_stream(seed, at, toks[k] / v.T, toks[k] % v.T);
-      T* r = v.data + toks[k] * v.D;
-      rng.fill_normal(r, v.D);
-      ss += static_cast<double>(simd::dot(v.D, r, r));
+    for (std::size_t k = 0; k < x.count; ++k) {
+      Rng rng = detail::token_stream(seed, at, x.sequence(k), x.position(k));
+      rng.fill_normal(x.row(k), x.D);
+      ss += static_cast<double>(simd::dot(x.D, x.row(k), x.row(k)));
     }
     // Position T (never a token's) of the group's first token's sequence: the radius draw.
-    Rng radius_rng = detail::token_stream(seed, at, toks[0] / v.T, v.T + toks[0] % v.T);
-    const double dims = static_cast<double>(count * v.D);
-    const double radius = static_cast<double>(eps) * std::pow(radius_rng.uniform<double>(), 1.0 / dims);
+    Rng radius_rng = detail::token_stream(seed, at, x.sequence(0), x.length + x.position(0));
+    const double radius = radius_rng.ball_radius(static_cast<double>(eps), x.count * x.D);
     const T s = ss > 0 ? static_cast<T>(radius / std::sqrt(ss)) : T(0);
-    for (std::size_t k = 0; k < count; ++k) simd::scale(v.D, s, v.data + toks[k] * v.D);
+    for (std::size_t k = 0; k < x.count; ++k) simd::scale(x.D, s, x.row(k));
   });
 }
 
@@ -350,14 +356,10 @@ void uniform_ball_start(E& delta, const M& mask, const Ball<T>& ball, std::uint6
 template <class E, class M, class T>
 void gaussian_start(E& delta, const M& mask, T sigma, std::uint64_t seed, BatchIndex at = {}) {
   if (!(sigma >= T(0)) || !std::isfinite(sigma)) robustxlt::detail::fail("gaussian_start: sigma must be >= 0, got ", sigma);
-  auto v = detail::view3(delta, "gaussian_start", "delta");
-  const TokenMask& m = TokenMask::from(mask, v.B, v.T, "gaussian_start");
-  std::fill_n(v.data, v.size(), T(0));
-  detail::for_each_group(m, Granularity::token, [&](std::size_t n, const std::size_t*, std::size_t) {
-    Rng rng = detail::token_stream(seed, at, n / v.T, n % v.T);
-    T* r = v.data + n * v.D;
-    rng.fill_normal(r, v.D);
-    simd::scale(v.D, sigma, r);
+  detail::over_groups("gaussian_start", "delta", delta, mask, Granularity::token, [&](const auto& x) {
+    Rng rng = detail::token_stream(seed, at, x.sequence(0), x.position(0));
+    rng.fill_normal(x.row(0), x.D);
+    simd::scale(x.D, sigma, x.row(0));
   });
 }
 
@@ -368,15 +370,12 @@ template <class E, class M, class T>
 void freelb_start(E& delta, const M& mask, Norm norm, T magnitude, std::uint64_t seed, BatchIndex at = {}) {
   if (!(magnitude >= T(0)) || !std::isfinite(magnitude))
     robustxlt::detail::fail("freelb_start: magnitude must be >= 0, got ", magnitude);
-  auto v = detail::view3(delta, "freelb_start", "delta");
-  const TokenMask& m = TokenMask::from(mask, v.B, v.T, "freelb_start");
-  std::fill_n(v.data, v.size(), T(0));
-  detail::for_each_group(m, Granularity::token, [&](std::size_t n, const std::size_t*, std::size_t) {
-    const std::size_t valid = m.tokens(n / v.T).size();
-    const T scale = norm == Norm::l2 ? magnitude / std::sqrt(static_cast<T>(valid * v.D)) : magnitude;
-    Rng rng = detail::token_stream(seed, at, n / v.T, n % v.T);
-    T* r = v.data + n * v.D;
-    for (std::size_t i = 0; i < v.D; ++i) r[i] = scale * (T(2) * rng.uniform<T>() - T(1));
+  detail::over_groups("freelb_start", "delta", delta, mask, Granularity::sequence, [&](const auto& x) {
+    const T scale = norm == Norm::l2 ? magnitude / std::sqrt(static_cast<T>(x.count * x.D)) : magnitude;
+    for (std::size_t k = 0; k < x.count; ++k) {
+      Rng rng = detail::token_stream(seed, at, x.sequence(k), x.position(k));
+      rng.fill_symmetric_uniform(x.row(k), x.D, scale);
+    }
   });
 }
 
