@@ -104,8 +104,7 @@ struct BagOfEmbeddings {
 // pointers name (the caller moves them from batch to batch).
 template <class T>
 auto make_objective(BagOfEmbeddings<T>& model, const std::int32_t*& mask, const std::int64_t*& labels) {
-  return [&model, &mask, &labels](const Tensor<T, 3>& x, Tensor<T, 3>& grad_x, const Evaluation<T>& request) {
-    if (grad_x.shape() != x.shape()) grad_x = Tensor<T, 3>::from_shape(x.shape());
+  return [&model, &mask, &labels](const Tensor<T, 3>& x, GradientView<T>& grad_x, const Evaluation<T>& request) {
     return model.loss_and_gradient(x.data(), mask, labels, x.shape()[0], x.shape()[1], grad_x.data(), request.scale,
                                    request.parameter_gradients);
   };
@@ -212,8 +211,11 @@ int main(int argc, char** argv) {
       const std::int32_t* mask = train.mask.data();
       const std::int64_t* labels = train.labels.data();
       auto f = make_objective(m, mask, labels);
-      Tensor<double, 3> x = Tensor<double, 3>::from_shape({B, Tn, D}), gx, scratch;
+      Tensor<double, 3> x = Tensor<double, 3>::from_shape({B, Tn, D});
       for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = train.embeddings[i] + 0.1 * r.normal<double>();
+      // The objective writes into views of buffers its caller owns, as a perturber's would be.
+      Tensor<double, 3> gx_buffer = Tensor<double, 3>::from_shape(x.shape()), scratch_buffer = gx_buffer;
+      GradientView<double> gx = gradient_view(gx_buffer), scratch = gradient_view(scratch_buffer);
       f(x, gx, Evaluation<double>{true, 1.0});
       const double h = 1e-6;
       double worst_x = 0, scale_x = 0;
@@ -303,8 +305,9 @@ int main(int argc, char** argv) {
       pgd.step_size = epsilon / 4;
       pgd.record_losses = true;
       const auto result = perturb::pgd(objective, x0, mask, pgd);
-      Tensor<float, 3> grad;
-      const float clean = objective(Tensor<float, 3>(x0), grad, {});
+      Tensor<float, 3> grad = Tensor<float, 3>::from_shape(x0.shape());
+      GradientView<float> grad_view = gradient_view(grad);
+      const float clean = objective(Tensor<float, 3>(x0), grad_view, {});
       const float adversarial = result.losses.back();
       float worst_norm = 0, padding = 0;
       for (std::size_t b = 0; b < test.size; ++b)

@@ -81,7 +81,7 @@ class TorchObjective {
   TorchObjective(WordOrderNet net, const Batch& batch, torch::Tensor clean)
       : net_(std::move(net)), batch_(batch), clean_(std::move(clean)) {}
 
-  float operator()(const Tensor<float, 3>& x, Tensor<float, 3>& grad_x, const Evaluation<float>& request) {
+  float operator()(const Tensor<float, 3>& x, GradientView<float>& grad_x, const Evaluation<float>& request) {
     // delta = x - clean in our buffer; libtorch reads it in place.
     delta_ = x - clean_view(clean_);
     const auto shape = std::vector<std::int64_t>(x.shape().begin(), x.shape().end());

@@ -19,7 +19,7 @@ int main() {
   // Perturber: for the linear loss sum <w, x>, PGD in a per-token L2 ball of radius 0.5 reaches
   // delta = 0.5 * w / ||w|| per token: (0.3, 0.4) for w = (3, 4), (0, -0.5) for w = (0, -2).
   const Tensor<float, 3> w = {{{3, 4}, {0, -2}}}, x0 = xt::zeros<float>({1, 2, 2});
-  auto linear = [&](const Tensor<float, 3>& x, Tensor<float, 3>& grad) {
+  auto linear = [&](const Tensor<float, 3>& x, GradientView<float>& grad) {
     grad = w;
     return static_cast<float>(xt::sum(w * x)());
   };

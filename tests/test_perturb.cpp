@@ -61,7 +61,7 @@ struct LinearObjective {
   int calls = 0;
   int param_calls = 0;
   std::vector<float> scales;
-  float operator()(const Tensor<float, 3>& x, Tensor<float, 3>& g, const Evaluation<float>& req) {
+  float operator()(const Tensor<float, 3>& x, GradientView<float>& g, const Evaluation<float>& req) {
     ++calls;
     param_calls += req.parameter_gradients;
     scales.push_back(req.scale);
@@ -256,7 +256,7 @@ TEST_CASE("PGD and FGSM reach the known maximiser of a linear objective") {
     CHECK(f.delta.data()[i] == (w > 0 ? 0.1f : w < 0 ? -0.1f : 0.0f));
   }
   // A plain (x, grad) callable works for attacks.
-  auto plain = [&](const Tensor<float, 3>& x, Tensor<float, 3>& g) {
+  auto plain = [&](const Tensor<float, 3>& x, GradientView<float>& g) {
     g = obj.w;
     return float(xt::sum(obj.w * x)());
   };
@@ -278,7 +278,7 @@ TEST_CASE("FreeLB asks for parameter gradients of loss / K at each of K evaluati
   CHECK(r.loss == doctest::Approx((r.losses[0] + r.losses[1] + r.losses[2] + r.losses[3]) / 4));
   CHECK(xt::amax(norms(r.delta, Tensor<std::int64_t, 2>{}, Norm::l2, Granularity::sequence))() <= 0.2f * (1 + 1e-5f));
   // A callable without an Evaluation argument cannot give parameter gradients: a clear error.
-  auto plain = [](const Tensor<float, 3>& x, Tensor<float, 3>& g) {
+  auto plain = [](const Tensor<float, 3>& x, GradientView<float>& g) {
     g = x;
     return 0.0f;
   };
@@ -328,7 +328,7 @@ TEST_CASE("SMART perturbation: per-token max-abs normalisation after each step")
 
 TEST_CASE("non-finite gradients: an error by default, or the sequence is skipped") {
   const Tensor<float, 3> x0 = random_tensor(2, 3, 4, 17);
-  auto bad = [](const Tensor<float, 3>& x, Tensor<float, 3>& g) {
+  auto bad = [](const Tensor<float, 3>& x, GradientView<float>& g) {
     g = xt::ones<float>(x.shape());
     g(1, 2, 3) = std::numeric_limits<float>::quiet_NaN();
     return 0.0f;
@@ -345,6 +345,29 @@ TEST_CASE("non-finite gradients: an error by default, or the sequence is skipped
   CHECK(xt::amax(xt::abs(xt::view(r.delta, 1)))() == 0.0f);
   CHECK(xt::amax(xt::abs(xt::view(r.delta, 0)))() > 0.0f);
   CHECK(std::all_of(r.delta.begin(), r.delta.end(), [](float v) { return std::isfinite(v); }));
+}
+
+TEST_CASE("objective protocol: grad_x is a view of one buffer the perturber owns, zeroed before each call") {
+  const Tensor<float, 3> x0 = xt::zeros<float>({2, 3, 4});
+  std::vector<const float*> buffers;
+  bool zeroed = true;
+  auto objective = [&](const Tensor<float, 3>& x, GradientView<float>& g) {
+    buffers.push_back(g.data());
+    for (const float v : g) zeroed = zeroed && v == 0.0f;
+    g = x + 1.0f;  // written in place: the view has x's shape
+    return float(xt::sum(x)());
+  };
+  PGDOptions<float> opt;
+  opt.ball = {Norm::l2, Granularity::token, 1.0f};
+  opt.step_size = 0.1f;
+  opt.steps = 4;
+  const auto r = pgd(objective, x0, Tensor<int, 2>{}, opt);
+  REQUIRE(buffers.size() >= 4);
+  for (const float* p : buffers) CHECK(p == buffers.front());
+  CHECK(zeroed);
+  // x + 1 points along (1, 1, 1, 1) at every step: each token moves 0.1 in L2 per step, 0.4 after four, 0.2 per
+  // coordinate.
+  CHECK(std::abs(r.delta(1, 2, 3) - 0.2f) < 1e-6f);
 }
 
 TEST_CASE("bad input raises robustxlt::Error naming the argument") {
@@ -372,12 +395,30 @@ TEST_CASE("bad input raises robustxlt::Error naming the argument") {
   opt.steps = 1;
   CHECK_THROWS_WITH_AS(pgd(obj, x0, Tensor<std::int64_t, 2>(xt::ones<std::int64_t>({2, 4})), opt),
                        "pgd: mask must have shape [2, 3], got [2, 4]", ShapeError);
-  auto wrong = [](const Tensor<float, 3>&, Tensor<float, 3>& g) {
+  auto wrong = [](const Tensor<float, 3>&, GradientView<float>& g) {
     g = xt::zeros<float>({2, 3, 5});
     return 0.0f;
   };
-  CHECK_THROWS_WITH_AS(pgd(wrong, x0, none, opt), "pgd: objective returned a gradient of shape [2, 3, 5], expected [2, 3, 4]",
+  CHECK_THROWS_WITH_AS(pgd(wrong, x0, none, opt),
+                       "pgd: the objective assigned an expression of shape [2, 3, 5] to grad_x, a view of shape [2, 3, 4] "
+                       "(the shape of x)",
                        ShapeError);
+  // Taken by value, the view is a copy: the error still says what happened.
+  auto wrong_by_value = [](const Tensor<float, 3>&, GradientView<float> g) {
+    g = xt::zeros<float>({2, 3, 5});
+    return 0.0f;
+  };
+  CHECK_THROWS_WITH_AS(pgd(wrong_by_value, x0, none, opt),
+                       "pgd: the objective assigned an expression of another shape to grad_x, a view of shape [2, 3, 4] "
+                       "(the shape of x) that cannot be resized",
+                       ShapeError);
+  // Same size, other shape: the view would take it without a reallocation; the perturber refuses it.
+  auto reshaped = [](const Tensor<float, 3>&, GradientView<float>& g) {
+    g = xt::zeros<float>({2, 4, 3});
+    return 0.0f;
+  };
+  CHECK_THROWS_WITH_AS(pgd(reshaped, x0, none, opt),
+                       "pgd: the objective reshaped grad_x to [2, 4, 3]; it must keep the shape of x [2, 3, 4]", ShapeError);
   Tensor<float, 3> d = xt::zeros<float>({2, 3, 4});
   const Tensor<float, 3> g5 = xt::zeros<float>({2, 3, 5});
   CHECK_THROWS_WITH_AS(step_and_project(d, g5, none, Ball<float>{}, 0.1f),

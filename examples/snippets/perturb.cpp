@@ -7,7 +7,7 @@ int main() {
   // Any model plugs in as an objective: loss(x) and dLoss/dx for embeddings x [B, T, D]. Here the linear
   // loss sum <w, x>, whose worst case in a per-token L2 ball of radius eps is delta = eps * w / ||w||.
   const Tensor<float, 3> w = {{{3, 4}, {0, -2}}}, x0 = xt::zeros<float>({1, 2, 2});
-  auto linear = [&](const Tensor<float, 3>& x, Tensor<float, 3>& grad) {
+  auto linear = [&](const Tensor<float, 3>& x, GradientView<float>& grad) {
     grad = w;
     return static_cast<float>(xt::sum(w * x)());
   };

@@ -1,4 +1,4 @@
-// expect: grad_x must be taken as a non-const reference
+// expect: take grad_x as GradientView<T>& grad_x
 // An objective whose gradient parameter is const could not write dLoss/dx: a compile error, not an empty
 // gradient at run time.
 #include <robustxlt/perturb.hpp>
@@ -6,7 +6,7 @@ int main() {
   using namespace robustxlt;
   const Tensor<float, 3> x0 = xt::zeros<float>({1, 2, 3});
 #ifdef ROBUSTXLT_CONTROL
-  auto objective = [](const Tensor<float, 3>& x, Tensor<float, 3>& grad) {
+  auto objective = [](const Tensor<float, 3>& x, GradientView<float>& grad) {
     grad = x;
     return 0.0f;
   };

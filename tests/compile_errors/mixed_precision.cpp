@@ -4,7 +4,7 @@
 int main() {
   using namespace robustxlt;
   const Tensor<double, 3> x0 = xt::zeros<double>({1, 2, 3});
-  auto objective = [](const Tensor<double, 3>& x, Tensor<double, 3>& grad) {
+  auto objective = [](const Tensor<double, 3>& x, GradientView<double>& grad) {
     grad = x;
     return 0.0;
   };

@@ -12,6 +12,7 @@
 
 namespace {
 
+using robustxlt::GradientView;
 using robustxlt::Tensor;
 
 int failures = 0;
@@ -48,7 +49,7 @@ void check_perturbers() {
       for (std::size_t d = 0; d < D; ++d)
         x0(b, t, d) = 0.1 * static_cast<double>(1 + b + 2 * t + d * d) * (d % 2 ? -1.0 : 1.0);
   const Tensor<std::int64_t, 2> mask = {{1, 1, 1}, {1, 1, 0}};
-  auto half_square = [](const Tensor<double, 3>& x, Tensor<double, 3>& grad) {
+  auto half_square = [](const Tensor<double, 3>& x, GradientView<double>& grad) {
     grad = x;
     double loss = 0.0;
     for (double v : x) loss += 0.5 * v * v;

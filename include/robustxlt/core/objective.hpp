@@ -1,20 +1,42 @@
 #pragma once
 // The protocol between perturbers and models. A perturber never sees a model, only an objective:
 //
-//   T objective(const Tensor<T, 3>& x, Tensor<T, 3>& grad_x, const Evaluation<T>& request)
+//   T objective(const Tensor<T, 3>& x, GradientView<T>& grad_x, const Evaluation<T>& request)
 //
 // x [B, T, D] are input embeddings (clean embeddings + delta). The objective returns the loss at x (unscaled)
-// and writes dLoss/dx, multiplied by request.scale, into grad_x (resized by the objective if needed). When
-// request.parameter_gradients is true it also accumulates (+=) the gradients of request.scale * loss into the
-// model's parameters; when false it must leave them untouched (an attack step), and may skip computing them.
-// An objective callable with only (x, grad_x) is accepted for pure attacks: it is never asked for
-// parameter gradients.
+// and writes dLoss/dx, multiplied by request.scale, into grad_x: a writable view, of x's shape, of a buffer
+// the perturber owns (zeroed before each call), so a model can write its input gradient there without a
+// copy. grad_x cannot be resized: assigning an expression of another shape throws ShapeError (declared as
+// a reference, as above, the view is the perturber's own, which also catches an assignment that reshapes
+// it to another shape of the same size). When
+// request.parameter_gradients is true the objective also accumulates (+=) the gradients of
+// request.scale * loss into the model's parameters; when false it must leave them untouched (an attack
+// step), and may skip computing them. An objective callable with only (x, grad_x) is accepted for pure
+// attacks: it is never asked for parameter gradients.
 
+#include <cstddef>
+#include <memory>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
+#include <xtensor/xadapt.hpp>
 
+#include "robustxlt/core/error.hpp"
 #include "robustxlt/core/tensor.hpp"
 
 namespace robustxlt {
+
+// A writable [B, T, D] view of a buffer someone else owns: an xtensor adaptor, so element access, data(),
+// assignment from xtensor expressions and xt:: functions work on it, but it never allocates.
+template <class T>
+using GradientView =
+    xt::xtensor_adaptor<xt::xbuffer_adaptor<T*, xt::no_ownership, std::allocator<T>>, 3, xt::layout_type::row_major>;
+
+// A GradientView of a contiguous tensor's buffer.
+template <class T>
+GradientView<T> gradient_view(Tensor<T, 3>& t) {
+  return xt::adapt(t.data(), t.size(), xt::no_ownership(), t.shape());
+}
 
 template <class T>
 struct Evaluation {
@@ -26,26 +48,60 @@ namespace detail {
 
 template <class F, class T>
 inline constexpr bool is_full_objective =
-    std::is_invocable_r_v<T, F&, const Tensor<T, 3>&, Tensor<T, 3>&, const Evaluation<T>&>;
+    std::is_invocable_r_v<T, F&, const Tensor<T, 3>&, GradientView<T>&, const Evaluation<T>&>;
 template <class F, class T>
-inline constexpr bool is_attack_objective = std::is_invocable_r_v<T, F&, const Tensor<T, 3>&, Tensor<T, 3>&>;
+inline constexpr bool is_attack_objective = std::is_invocable_r_v<T, F&, const Tensor<T, 3>&, GradientView<T>&>;
 
-// Calls either form of objective.
+// Calls either form of objective with a view of grad, which it first sizes like x and zeroes.
 template <class T, class F>
-T evaluate(F& f, const Tensor<T, 3>& x, Tensor<T, 3>& grad, const Evaluation<T>& request) {
-  static_assert(!std::is_invocable_v<F&, const Tensor<T, 3>&, const Tensor<T, 3>&, const Evaluation<T>&> &&
-                    !std::is_invocable_v<F&, const Tensor<T, 3>&, const Tensor<T, 3>&>,
-                "objective: grad_x must be taken as a non-const reference, Tensor<T, 3>& grad_x (the objective writes "
-                "dLoss/dx into it); a const or by-value gradient parameter would leave the perturber's gradient empty");
-  if constexpr (is_full_objective<F, T>) {
-    return static_cast<T>(f(x, grad, request));
+T evaluate(const char* where, F& f, const Tensor<T, 3>& x, Tensor<T, 3>& grad, const Evaluation<T>& request) {
+  constexpr bool full = is_full_objective<F, T>, attack = is_attack_objective<F, T>;
+  constexpr bool const_tensor = std::is_invocable_v<F&, const Tensor<T, 3>&, const Tensor<T, 3>&, const Evaluation<T>&> ||
+                                std::is_invocable_v<F&, const Tensor<T, 3>&, const Tensor<T, 3>&>;
+  constexpr bool owning_tensor = std::is_invocable_v<F&, const Tensor<T, 3>&, Tensor<T, 3>&, const Evaluation<T>&> ||
+                                 std::is_invocable_v<F&, const Tensor<T, 3>&, Tensor<T, 3>&>;
+  static_assert(!const_tensor,
+                "objective: take grad_x as GradientView<T>& grad_x (the objective writes dLoss/dx into it); a const "
+                "or by-value Tensor gradient parameter would leave the perturber's gradient empty");
+  static_assert(const_tensor || !owning_tensor || full || attack,
+                "objective: since robustxlt 0.2 grad_x is a view of the perturber's buffer: declare it as "
+                "GradientView<T>& grad_x instead of Tensor<T, 3>& grad_x (the body can stay as it is)");
+  static_assert(const_tensor || owning_tensor || full || attack,
+                "objective must be callable as T(const Tensor<T,3>& x, GradientView<T>& grad_x[, const "
+                "Evaluation<T>&])");
+  if constexpr (full || attack) {
+    if (grad.shape() != x.shape()) grad = Tensor<T, 3>::from_shape(x.shape());
+    std::fill_n(grad.data(), grad.size(), T(0));
+    GradientView<T> view = gradient_view(grad);
+    if constexpr (!full) {
+      if (request.parameter_gradients)
+        fail(where, " needs parameter gradients, so the objective must accept an Evaluation<T> argument; got a "
+             "callable taking (x, grad_x) only");
+    }
+    T loss;
+    try {
+      if constexpr (full)
+        loss = static_cast<T>(f(x, view, request));
+      else
+        loss = static_cast<T>(f(x, view));
+    } catch (const std::runtime_error& e) {
+      // Assigning an expression of another size makes the view try to resize its buffer, which it cannot
+      // do; the view (when the objective took it by reference) then has the shape it asked for.
+      if (view.shape() != x.shape())
+        fail<ShapeError>(where, ": the objective assigned an expression of shape ", shape_string(view.shape()),
+                         " to grad_x, a view of shape ", shape_string(x.shape()), " (the shape of x)");
+      if (dynamic_cast<const Error*>(&e) == nullptr && std::string(e.what()).find("not resizable") != std::string::npos)
+        fail<ShapeError>(where, ": the objective assigned an expression of another shape to grad_x, a view of shape ",
+                         shape_string(x.shape()), " (the shape of x) that cannot be resized");
+      throw;
+    }
+    if (view.shape() != x.shape())
+      fail<ShapeError>(where, ": the objective reshaped grad_x to ", shape_string(view.shape()), "; it must keep the shape of x ",
+                       shape_string(x.shape()));
+    return loss;
   } else {
-    static_assert(is_attack_objective<F, T>,
-                  "objective must be callable as T(const Tensor<T,3>&, Tensor<T,3>&[, const Evaluation<T>&])");
-    if (request.parameter_gradients)
-      fail("objective: this method needs parameter gradients, so the objective must accept an Evaluation<T> "
-           "argument; got a callable taking (x, grad_x) only");
-    return static_cast<T>(f(x, grad));
+    (void)where, (void)f, (void)x, (void)grad, (void)request;
+    return T(0);
   }
 }
 

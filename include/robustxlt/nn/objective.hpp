@@ -1,6 +1,6 @@
 #pragma once
 // Adapts a TransformerClassifier and one batch to the perturbers' objective protocol (core/objective.hpp):
-//   T operator()(const Tensor<T, 3>& x, Tensor<T, 3>& grad_x, const Evaluation<T>& request)
+//   T operator()(const Tensor<T, 3>& x, GradientView<T>& grad_x, const Evaluation<T>& request)
 // x = token embeddings + delta. The model runs forward(batch, &delta) with delta = x - embeddings(), so
 // parameter gradients, when requested, reach the token table too.
 
@@ -38,7 +38,7 @@ class ClassifierObjective {
   // Clean token embeddings [B, T, D]: the x0 to hand to a perturber.
   const Tensor<T, 3>& embeddings() const noexcept { return embeddings_; }
 
-  T operator()(const Tensor<T, 3>& x, Tensor<T, 3>& grad_x, const Evaluation<T>& request = {}) {
+  T operator()(const Tensor<T, 3>& x, GradientView<T>& grad_x, const Evaluation<T>& request = {}) {
     if (x.shape() != embeddings_.shape())
       detail::fail<ShapeError>("ClassifierObjective: x must have shape ", shape_string(embeddings_.shape()), ", got ",
                                shape_string(x.shape()));

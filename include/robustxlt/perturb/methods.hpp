@@ -156,7 +156,7 @@ template <class T, class F, class V>
 T evaluate_at(const char* where, F& objective, const V& x0, const Tensor<T, 3>& delta, Tensor<T, 3>& x, Tensor<T, 3>& grad,
               const Evaluation<T>& request, NonFinitePolicy policy) {
   add_into(x, x0.data, delta);
-  const T loss = robustxlt::detail::evaluate(objective, x, grad, request);
+  const T loss = robustxlt::detail::evaluate(where, objective, x, grad, request);
   check_gradient(where, grad, delta, policy);
   return loss;
 }
@@ -304,7 +304,7 @@ Result<T> adversarial_training_step(F&& objective, const E& x0, const M& mask, c
   Tensor<T, 3> x, grad;
   const bool clean_grads = opt.clean_weight > T(0);
   detail::add_into(x, v.data, out.delta);
-  out.clean = robustxlt::detail::evaluate(objective, x, grad, Evaluation<T>{clean_grads, opt.clean_weight});
+  out.clean = robustxlt::detail::evaluate(where, objective, x, grad, Evaluation<T>{clean_grads, opt.clean_weight});
   out.losses.push_back(out.clean);
   int k = 0;
   if (attack.start == Start::zero && clean_grads) {
@@ -320,7 +320,7 @@ Result<T> adversarial_training_step(F&& objective, const E& x0, const M& mask, c
     step_and_project(out.delta, grad, in.mask, attack.ball, attack.step_size);
   }
   detail::add_into(x, v.data, out.delta);
-  out.adversarial = robustxlt::detail::evaluate(objective, x, grad,
+  out.adversarial = robustxlt::detail::evaluate(where, objective, x, grad,
                                                 Evaluation<T>{opt.adversarial_weight > T(0), opt.adversarial_weight});
   out.losses.push_back(out.adversarial);
   out.loss = opt.clean_weight * out.clean + opt.adversarial_weight * out.adversarial;
@@ -340,7 +340,7 @@ Result<T> smart_regularizer(F&& divergence, const E& x0, const M& mask, const SM
   const auto v = detail::view3(x0, "smart_regularizer", "embeddings");
   Tensor<T, 3> x, grad;
   detail::add_into(x, v.data, out.delta);
-  out.adversarial = robustxlt::detail::evaluate(divergence, x, grad, Evaluation<T>{weight > T(0), weight});
+  out.adversarial = robustxlt::detail::evaluate("smart_regularizer", divergence, x, grad, Evaluation<T>{weight > T(0), weight});
   out.losses.push_back(out.adversarial);
   out.loss = weight * out.adversarial;
   return out;
