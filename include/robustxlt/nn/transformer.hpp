@@ -7,7 +7,14 @@
 // The forward pass can start from token ids (optionally adding a perturbation delta to the token
 // embeddings) or from embeddings the caller supplies; backward yields every parameter gradient and the
 // gradient with respect to the input embeddings [B, T, D], which is what perturbers need.
+//
+// Inside, one table lists every activation forward keeps and every gradient backward uses, with its size;
+// it allocates them and it is the memory budget. Forward runs embeddings, one forward_layer_* per layer and
+// the head; backward runs their *_backward counterparts in the reverse order, d_<name> holding the
+// gradient of activation <name>.
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -45,6 +52,7 @@ class TransformerClassifier {
   // allocating) when parameter_bytes(config) exceeds memory_budget().
   explicit TransformerClassifier(const TransformerConfig& config, std::uint64_t seed = 0)
       : cfg_(config), dropout_seed_(seed ^ 0x5eedd00dULL) {
+    static_assert(table_is_well_formed(), "TransformerClassifier: activation table rows out of order or malformed");
     cfg_.validate();
     check_memory_budget("TransformerClassifier", "the parameters and gradients of this config", parameter_bytes(cfg_));
     const std::size_t D = cfg_.dim, F = cfg_.ff_dim;
@@ -135,8 +143,8 @@ class TransformerClassifier {
     const std::size_t D = cfg_.dim;
     for (std::size_t n = 0; n < B * Tn; ++n) {
       const T* row = table + static_cast<std::size_t>(batch.ids.data()[n]) * D;
-      if (delta) simd::add(D, row, delta->data() + n * D, input_.data() + n * D);
-      else std::copy_n(row, D, input_.data() + n * D);
+      if (delta) simd::add(D, row, delta->data() + n * D, bufs_(Buf::input) + n * D);
+      else std::copy_n(row, D, bufs_(Buf::input) + n * D);
     }
     ids_ = batch.ids;
     from_ids_ = true;
@@ -152,7 +160,7 @@ class TransformerClassifier {
     const std::size_t B = embeddings.shape()[0], Tn = embeddings.shape()[1];
     prepare(B, Tn, batch, "forward_embeddings");
     check_embeddings("forward_embeddings", "embeddings", embeddings, B, Tn);
-    std::copy_n(embeddings.data(), embeddings.size(), input_.data());
+    std::copy_n(embeddings.data(), embeddings.size(), bufs_(Buf::input));
     from_ids_ = false;
     return run_forward();
   }
@@ -169,7 +177,7 @@ class TransformerClassifier {
     detail::check_shape("backward", "dlogits", dlogits.shape(), std::array<std::size_t, 2>{B_, cfg_.num_classes});
     if (!simd::all_finite(dlogits.size(), dlogits.data()))
       detail::fail<NumericError>("backward: dlogits must be finite, got NaN or Inf");
-    const std::size_t need = detail::saturating_add(forward_bytes_for(B_, T_, dropout_active_at_forward()), backward_bytes(B_, T_));
+    const std::size_t need = detail::saturating_add(forward_bytes_for(B_, T_, dropout_at_forward_), backward_bytes(B_, T_));
     if (need > memory_budget())  // the message is formatted only when it is needed
       check_memory_budget("backward", detail::concat("activations and gradients of a batch of shape [", B_, ", ", T_, "]"), need);
     run_backward(dlogits.data(), parameter_gradients);
@@ -218,23 +226,40 @@ class TransformerClassifier {
 
   // Bytes that forward keeps for a batch of B sequences of length T in the current mode (training mode adds
   // the dropout masks): every activation backward needs, the mask and segment bookkeeping and the copy of
-  // the ids. forward and forward_embeddings throw MemoryBudgetError before allocating anything when this
-  // exceeds memory_budget(). Saturates at SIZE_MAX.
+  // the ids, as the activation table lists them. forward and forward_embeddings throw MemoryBudgetError
+  // before allocating anything when this exceeds memory_budget(). Saturates at SIZE_MAX.
   std::size_t forward_bytes(std::size_t B, std::size_t Tn) const noexcept {
     return forward_bytes_for(B, Tn, dropout_active());
   }
 
-  // Scratch bytes that backward adds on top of forward_bytes for the same batch (gradient buffers of every
-  // activation kind, the input gradient, the per-thread attention scratch). backward throws
-  // MemoryBudgetError before allocating when forward_bytes + backward_bytes exceeds memory_budget().
+  // Scratch bytes that backward adds on top of forward_bytes for the same batch (a gradient buffer for each
+  // activation, the input gradient, the loss gradient of loss_and_backward, the per-thread attention
+  // scratch). backward throws MemoryBudgetError before allocating when forward_bytes + backward_bytes
+  // exceeds memory_budget(). Saturates at SIZE_MAX.
   std::size_t backward_bytes(std::size_t B, std::size_t Tn) const noexcept {
-    using detail::saturating_add, detail::saturating_mul;
-    const std::size_t N = saturating_mul(B, Tn), ND = saturating_mul(N, cfg_.dim), NF = saturating_mul(N, cfg_.ff_dim);
-    std::size_t e = saturating_mul(B, saturating_add(cfg_.dim, cfg_.num_classes));  // d pooled, dlogits
-    e = saturating_add(e, saturating_mul(8, ND));  // d_a, d_b, d_c, d_att, d_qkv (3), input gradient
-    e = saturating_add(e, saturating_mul(2, NF));  // d_act, d_ff1
-    e = saturating_add(e, saturating_mul(static_cast<std::size_t>(num_threads()), saturating_mul(Tn, Tn)));
-    return saturating_mul(e, sizeof(T));
+    return table_bytes(Pass::backward, B, Tn, false);
+  }
+
+  // Bytes of the activation, gradient and bookkeeping buffers the model holds now (their capacities). A
+  // fresh model holds forward_bytes(B, T) after its first forward, and forward_bytes + backward_bytes after
+  // loss_and_backward, less the attention scratch that attention_backward keeps per thread
+  // (num_threads() * T * T scalars). Buffers keep their capacity, so after a larger batch this can exceed
+  // what the current batch needs.
+  std::size_t held_bytes() const noexcept {
+    std::size_t bytes = 0;
+    auto add_capacity = [&](const auto& v) { bytes += v.capacity() * sizeof(v[0]); };
+    auto add_size = [&](const auto& t) { bytes += t.size() * sizeof(*t.data()); };
+    for (const auto& v : bufs_.all()) add_capacity(v);
+    for (const auto& layer : layer_bufs_)
+      for (const auto& v : layer.all()) add_capacity(v);
+    add_capacity(key_valid_);
+    add_capacity(segments_);
+    add_capacity(valid_count_);
+    add_size(ids_);
+    add_size(logits_);
+    add_size(dlogits_);
+    add_size(input_grad_);
+    return bytes;
   }
 
   // Model FLOPs of one forward pass for a batch of B sequences of length T (matrix products only);
@@ -249,19 +274,240 @@ class TransformerClassifier {
   struct LayerIndex {
     std::size_t in_w, in_b, out_w, out_b, l1_w, l1_b, l2_w, l2_b, n1_w, n1_b, n2_w, n2_b;
   };
-  // Activations one layer keeps for its backward pass.
-  struct LayerCache {
-    std::vector<T> ln1, ln1_mean, ln1_rstd;  // [N, D], [N], [N]
-    std::vector<T> qkv;                      // [N, 3D]
-    std::vector<T> probs, probs_drop, att_mask;  // [B, H, T, T]
-    std::vector<T> att;                      // [N, D]
-    std::vector<T> att_proj, drop1;          // [N, D]
-    std::vector<T> res1;                     // [N, D]
-    std::vector<T> ln2, ln2_mean, ln2_rstd;  // [N, D], [N], [N]  (post-LN: res2 lives in ln2's input slot)
-    std::vector<T> res2;                     // [N, D] post-LN only
-    std::vector<T> ff1, act, act_drop;       // [N, F]
-    std::vector<T> ff2, drop2;               // [N, D]
+
+  // -------------------------------------------------------------------------------------------------------
+  // The activation table. Every buffer forward keeps for backward and every gradient buffer backward uses
+  // is one row below: its element count as a function of the batch [B, T] and the config, when it exists,
+  // and who holds it. prepare and run_backward allocate from the table, and forward_bytes / backward_bytes
+  // sum it, so what is allocated and what is budgeted are one list. N = B * T rows; "after dropout" means
+  // the buffer holds the dropped values (dropout runs in place) and its mask is the row named *_mask.
+
+  struct Buf {
+    enum Id : std::size_t {
+      // Forward, once per batch.
+      input,         // token embeddings (+ delta), or the caller's embeddings
+      emb_sum,       // input + position (+ segment) embeddings, the embedding norm's input
+      emb_mean,      // embedding norm statistics
+      emb_rstd,
+      x0,            // the first layer's input, after the embedding norm and dropout
+      emb_mask,      // dropout mask of x0
+      final_ln,      // pre-LN: the final norm of the last layer's output
+      final_mean,
+      final_rstd,
+      pooled,        // the first token's or the mean over tokens of the encoder output
+      logits,        // held by logits_
+      key_valid,     // 1 = token, 0 = padding; held by key_valid_
+      segment_ids,   // held by segments_
+      token_ids,     // copy of the ids for the token table's gradient; held by ids_
+      valid_count,   // tokens per sequence; held by valid_count_
+      // Forward, once per layer.
+      ln1,           // norm1 of the layer input (pre-LN) or of res1 (post-LN)
+      ln1_mean,
+      ln1_rstd,
+      qkv,           // in-projection, [q | k | v] per row
+      probs,         // attention weights
+      probs_mask,    // dropout mask of the weights
+      probs_drop,    // weights after dropout
+      att,           // attention output, heads concatenated
+      att_out,       // out-projection, after dropout
+      att_out_mask,
+      res1,          // layer input + att_out
+      ln2,           // pre-LN: norm2 of res1 (post-LN writes norm2 into out)
+      ln2_mean,
+      ln2_rstd,
+      ff_hidden,     // linear1 output
+      ff_act,        // GELU of ff_hidden, after dropout
+      ff_act_mask,
+      ff_out,        // linear2 output, after dropout
+      ff_out_mask,
+      res2,          // post-LN: ln1 + ff_out
+      out,           // the layer output: res1 + ff_out (pre-LN) or norm2 of res2 (post-LN)
+      // Backward, once per batch; the gradients of a layer's activations are reused by every layer.
+      d_logits,      // the loss gradient loss_and_backward passes in; held by dlogits_
+      d_pooled,
+      d_final_ln,
+      d_x0,
+      d_emb_sum,
+      d_input,       // held by input_grad_
+      d_res2,
+      d_ff_out,
+      d_ff_act,
+      d_ff_hidden,
+      d_ln2,
+      d_res1,
+      d_att_out,
+      d_att,
+      d_qkv,
+      d_ln1,
+      d_scores,      // attention score gradients, one [T, T] per thread, held by attention_backward
+      // Backward, once per layer.
+      d_out,         // gradient of the layer output, which is the next layer's d_x
+      count
+    };
   };
+
+  using BufId = typename Buf::Id;
+
+  enum class Pass : std::uint8_t { forward, backward };
+  enum class Copies : std::uint8_t { once, per_layer };
+  enum class Extent : std::uint8_t { B, N, BD, BC, ND, N3D, NF, BHTT, threads_TT };
+  // When a row exists: the bits it needs, all of them (0 = always).
+  enum Keep : std::uint8_t { always = 0, with_dropout = 1, pre_ln_only = 2, post_ln_only = 4, emb_norm_only = 8 };
+  // buffer: a std::vector<T> that allocate() sizes; separately: sized by the code that fills it.
+  enum class Held : std::uint8_t { buffer, separately };
+
+  struct Row {
+    BufId id;
+    Pass pass;
+    Copies copies;
+    Extent extent;
+    std::uint8_t keep;
+    std::size_t element_bytes;
+    Held held;
+  };
+
+  // Short names for the table's columns.
+  static constexpr Pass fwd = Pass::forward, bwd = Pass::backward;
+  static constexpr Copies once = Copies::once, per_layer = Copies::per_layer;
+  static constexpr Held buffer = Held::buffer, separately = Held::separately;
+  static constexpr std::size_t scalar = sizeof(T);
+
+  static constexpr Row table[Buf::count] = {
+      // id               pass copies     extent              keep           bytes per element     held
+      {Buf::input,        fwd, once,      Extent::ND,         always,        scalar,              buffer},
+      {Buf::emb_sum,      fwd, once,      Extent::ND,         emb_norm_only, scalar,              buffer},
+      {Buf::emb_mean,     fwd, once,      Extent::N,          emb_norm_only, scalar,              buffer},
+      {Buf::emb_rstd,     fwd, once,      Extent::N,          emb_norm_only, scalar,              buffer},
+      {Buf::x0,           fwd, once,      Extent::ND,         always,        scalar,              buffer},
+      {Buf::emb_mask,     fwd, once,      Extent::ND,         with_dropout,  scalar,              buffer},
+      {Buf::final_ln,     fwd, once,      Extent::ND,         pre_ln_only,   scalar,              buffer},
+      {Buf::final_mean,   fwd, once,      Extent::N,          pre_ln_only,   scalar,              buffer},
+      {Buf::final_rstd,   fwd, once,      Extent::N,          pre_ln_only,   scalar,              buffer},
+      {Buf::pooled,       fwd, once,      Extent::BD,         always,        scalar,              buffer},
+      {Buf::logits,       fwd, once,      Extent::BC,         always,        scalar,              separately},
+      {Buf::key_valid,    fwd, once,      Extent::N,          always,        1,                   separately},
+      {Buf::segment_ids,  fwd, once,      Extent::N,          always,        sizeof(std::size_t), separately},
+      {Buf::token_ids,    fwd, once,      Extent::N,          always,        sizeof(std::int64_t), separately},
+      {Buf::valid_count,  fwd, once,      Extent::B,          always,        sizeof(std::size_t), separately},
+      {Buf::ln1,          fwd, per_layer, Extent::ND,         always,        scalar,              buffer},
+      {Buf::ln1_mean,     fwd, per_layer, Extent::N,          always,        scalar,              buffer},
+      {Buf::ln1_rstd,     fwd, per_layer, Extent::N,          always,        scalar,              buffer},
+      {Buf::qkv,          fwd, per_layer, Extent::N3D,        always,        scalar,              buffer},
+      {Buf::probs,        fwd, per_layer, Extent::BHTT,       always,        scalar,              buffer},
+      {Buf::probs_mask,   fwd, per_layer, Extent::BHTT,       with_dropout,  scalar,              buffer},
+      {Buf::probs_drop,   fwd, per_layer, Extent::BHTT,       with_dropout,  scalar,              buffer},
+      {Buf::att,          fwd, per_layer, Extent::ND,         always,        scalar,              buffer},
+      {Buf::att_out,      fwd, per_layer, Extent::ND,         always,        scalar,              buffer},
+      {Buf::att_out_mask, fwd, per_layer, Extent::ND,         with_dropout,  scalar,              buffer},
+      {Buf::res1,         fwd, per_layer, Extent::ND,         always,        scalar,              buffer},
+      {Buf::ln2,          fwd, per_layer, Extent::ND,         pre_ln_only,   scalar,              buffer},
+      {Buf::ln2_mean,     fwd, per_layer, Extent::N,          always,        scalar,              buffer},
+      {Buf::ln2_rstd,     fwd, per_layer, Extent::N,          always,        scalar,              buffer},
+      {Buf::ff_hidden,    fwd, per_layer, Extent::NF,         always,        scalar,              buffer},
+      {Buf::ff_act,       fwd, per_layer, Extent::NF,         always,        scalar,              buffer},
+      {Buf::ff_act_mask,  fwd, per_layer, Extent::NF,         with_dropout,  scalar,              buffer},
+      {Buf::ff_out,       fwd, per_layer, Extent::ND,         always,        scalar,              buffer},
+      {Buf::ff_out_mask,  fwd, per_layer, Extent::ND,         with_dropout,  scalar,              buffer},
+      {Buf::res2,         fwd, per_layer, Extent::ND,         post_ln_only,  scalar,              buffer},
+      {Buf::out,          fwd, per_layer, Extent::ND,         always,        scalar,              buffer},
+      {Buf::d_logits,     bwd, once,      Extent::BC,         always,        scalar,              separately},
+      {Buf::d_pooled,     bwd, once,      Extent::BD,         always,        scalar,              buffer},
+      {Buf::d_final_ln,   bwd, once,      Extent::ND,         pre_ln_only,   scalar,              buffer},
+      {Buf::d_x0,         bwd, once,      Extent::ND,         always,        scalar,              buffer},
+      {Buf::d_emb_sum,    bwd, once,      Extent::ND,         emb_norm_only, scalar,              buffer},
+      {Buf::d_input,      bwd, once,      Extent::ND,         always,        scalar,              separately},
+      {Buf::d_res2,       bwd, once,      Extent::ND,         post_ln_only,  scalar,              buffer},
+      {Buf::d_ff_out,     bwd, once,      Extent::ND,         always,        scalar,              buffer},
+      {Buf::d_ff_act,     bwd, once,      Extent::NF,         always,        scalar,              buffer},
+      {Buf::d_ff_hidden,  bwd, once,      Extent::NF,         always,        scalar,              buffer},
+      {Buf::d_ln2,        bwd, once,      Extent::ND,         pre_ln_only,   scalar,              buffer},
+      {Buf::d_res1,       bwd, once,      Extent::ND,         always,        scalar,              buffer},
+      {Buf::d_att_out,    bwd, once,      Extent::ND,         always,        scalar,              buffer},
+      {Buf::d_att,        bwd, once,      Extent::ND,         always,        scalar,              buffer},
+      {Buf::d_qkv,        bwd, once,      Extent::N3D,        always,        scalar,              buffer},
+      {Buf::d_ln1,        bwd, once,      Extent::ND,         always,        scalar,              buffer},
+      {Buf::d_scores,     bwd, once,      Extent::threads_TT, always,        scalar,              separately},
+      {Buf::d_out,        bwd, per_layer, Extent::ND,         always,        scalar,              buffer},
+  };
+
+  static constexpr bool table_is_well_formed() noexcept {
+    for (std::size_t i = 0; i < Buf::count; ++i) {
+      if (table[i].id != i) return false;  // rows in Buf order, one per buffer
+      // backward_bytes has no mode argument, so the backward pass may not depend on dropout.
+      if (table[i].pass == Pass::backward && (table[i].keep & with_dropout)) return false;
+    }
+    return true;
+  }
+
+  std::size_t elements(Extent e, std::size_t B, std::size_t Tn) const noexcept {
+    using detail::saturating_mul;
+    const std::size_t N = saturating_mul(B, Tn), D = cfg_.dim;
+    switch (e) {
+      case Extent::B: return B;
+      case Extent::N: return N;
+      case Extent::BD: return saturating_mul(B, D);
+      case Extent::BC: return saturating_mul(B, cfg_.num_classes);
+      case Extent::ND: return saturating_mul(N, D);
+      case Extent::N3D: return saturating_mul(N, saturating_mul(3, D));
+      case Extent::NF: return saturating_mul(N, cfg_.ff_dim);
+      case Extent::BHTT: return saturating_mul(saturating_mul(B, cfg_.heads), saturating_mul(Tn, Tn));
+      case Extent::threads_TT: return saturating_mul(static_cast<std::size_t>(num_threads()), saturating_mul(Tn, Tn));
+    }
+    return 0;
+  }
+
+  bool kept(const Row& r, bool drop) const noexcept {
+    return (!(r.keep & with_dropout) || drop) && (!(r.keep & pre_ln_only) || cfg_.pre_ln) &&
+           (!(r.keep & post_ln_only) || !cfg_.pre_ln) && (!(r.keep & emb_norm_only) || cfg_.embedding_layer_norm);
+  }
+
+  // Sum of the pass's rows in bytes for a [B, T] batch (drop: whether forward uses dropout).
+  std::size_t table_bytes(Pass pass, std::size_t B, std::size_t Tn, bool drop) const noexcept {
+    using detail::saturating_add, detail::saturating_mul;
+    std::size_t bytes = 0;
+    for (const Row& r : table) {
+      if (r.pass != pass || !kept(r, drop)) continue;
+      const std::size_t copies = r.copies == Copies::per_layer ? cfg_.layers : 1;
+      bytes = saturating_add(bytes, saturating_mul(copies, saturating_mul(elements(r.extent, B, Tn), r.element_bytes)));
+    }
+    return bytes;
+  }
+
+  std::size_t forward_bytes_for(std::size_t B, std::size_t Tn, bool drop) const noexcept {
+    return table_bytes(Pass::forward, B, Tn, drop);
+  }
+
+  // The table's buffer rows by id: bufs(Buf::qkv) is the [N, 3D] buffer's first element.
+  class Buffers {
+   public:
+    T* operator()(BufId id) noexcept { return v_[id].data(); }
+    const T* operator()(BufId id) const noexcept { return v_[id].data(); }
+    std::vector<T>& vec(BufId id) noexcept { return v_[id]; }
+    const std::array<std::vector<T>, Buf::count>& all() const noexcept { return v_; }
+
+   private:
+    std::array<std::vector<T>, Buf::count> v_;
+  };
+
+  // Sizes the pass's buffer rows for a [B, T] batch; rows absent in this config or mode get size 0.
+  void allocate(Pass pass, std::size_t B, std::size_t Tn, bool drop) {
+    layer_bufs_.resize(cfg_.layers);
+    for (const Row& r : table) {
+      if (r.pass != pass || r.held != Held::buffer) continue;
+      const std::size_t n = kept(r, drop) ? elements(r.extent, B, Tn) : 0;
+      if (r.copies == Copies::once) bufs_.vec(r.id).resize(n);
+      else
+        for (Buffers& layer : layer_bufs_) layer.vec(r.id).resize(n);
+    }
+  }
+
+  // Dropout sites, numbered in forward order: the embeddings, then four per layer. A site keys its mask's
+  // random stream (with the seed and the forward count), so the numbering fixes which mask a seed draws.
+  enum LayerDropout : std::uint64_t { attention_weights, attention_output, ff_hidden_units, ff_output, dropout_sites_per_layer };
+  static constexpr std::uint64_t embedding_dropout_site = 0;
+  static constexpr std::uint64_t dropout_site(std::size_t layer, LayerDropout kind) noexcept {
+    return 1 + static_cast<std::uint64_t>(layer) * dropout_sites_per_layer + kind;
+  }
 
   static bool ends_with(const std::string& s, const char* suffix) {
     const std::string x(suffix);
@@ -287,27 +533,6 @@ class TransformerClassifier {
           detail::fail<NumericError>(where, ": ", name, " must be finite, got ", e.data()[i], " at [", i / (Tn * cfg_.dim),
                                      ", ", (i / cfg_.dim) % Tn, ", ", i % cfg_.dim, "]");
     }
-  }
-
-  std::size_t forward_bytes_for(std::size_t B, std::size_t Tn, bool drop) const noexcept {
-    using detail::saturating_add, detail::saturating_mul;
-    const std::size_t N = saturating_mul(B, Tn), D = cfg_.dim, F = cfg_.ff_dim, L = cfg_.layers;
-    const std::size_t ND = saturating_mul(N, D), NF = saturating_mul(N, F);
-    const std::size_t BHTT = saturating_mul(saturating_mul(B, cfg_.heads), saturating_mul(Tn, Tn));
-    // Elements of T, buffer by buffer as prepare sizes them.
-    std::size_t e = saturating_add(saturating_mul(drop ? 3 : 2, ND), saturating_mul(2, N));  // input, emb_sum (+drop), mean, rstd
-    e = saturating_add(e, saturating_mul(L + 1, ND));                                          // residual stream
-    std::size_t layer = saturating_add(saturating_mul(drop ? 3 : 1, BHTT), saturating_mul(4, N));  // probs (+drop, mask); LN stats
-    // qkv (3), att, att_proj, res1, ln1, ff2, then ln2 (pre-LN) or res2 (post-LN); dropout adds drop1, drop2.
-    layer = saturating_add(layer, saturating_mul(drop ? 11 : 9, ND));
-    layer = saturating_add(layer, saturating_mul(drop ? 3 : 2, NF));                            // ff1, act (+drop)
-    e = saturating_add(e, saturating_mul(L, layer));
-    if (cfg_.pre_ln) e = saturating_add(e, saturating_add(ND, saturating_mul(2, N)));          // final norm
-    e = saturating_add(e, saturating_mul(B, saturating_add(D, cfg_.num_classes)));              // pooled, logits
-    // key_valid (1 byte), segments and ids (8 bytes each) per position; valid counts per sequence.
-    const std::size_t book = saturating_add(saturating_mul(N, 1 + sizeof(std::size_t) + sizeof(std::int64_t)),
-                                            saturating_mul(B, sizeof(std::size_t)));
-    return saturating_add(saturating_mul(e, sizeof(T)), book);
   }
 
   // Validates mask and segments for a [B, T] batch and sizes every buffer; checks the memory budget first.
@@ -349,133 +574,149 @@ class TransformerClassifier {
     }
     B_ = B;
     T_ = Tn;
-    const std::size_t D = cfg_.dim, F = cfg_.ff_dim, H = cfg_.heads, L = cfg_.layers;
-    const bool drop = dropout_active();
-    input_.resize(N * D);
-    emb_sum_.resize(N * D);
-    emb_mean_.resize(N);
-    emb_rstd_.resize(N);
-    emb_drop_.resize(drop ? N * D : 0);
-    stream_.resize(L + 1);
-    for (auto& s : stream_) s.resize(N * D);
-    caches_.resize(L);
-    for (auto& c : caches_) {
-      c.qkv.resize(N * 3 * D);
-      c.probs.resize(B * H * Tn * Tn);
-      c.probs_drop.resize(drop ? B * H * Tn * Tn : 0);
-      c.att_mask.resize(drop ? B * H * Tn * Tn : 0);
-      c.att.resize(N * D);
-      c.att_proj.resize(N * D);
-      c.drop1.resize(drop ? N * D : 0);
-      c.res1.resize(N * D);
-      c.ln1.resize(N * D);
-      c.ln1_mean.resize(N);
-      c.ln1_rstd.resize(N);
-      c.ln2.resize(cfg_.pre_ln ? N * D : 0);
-      c.ln2_mean.resize(N);
-      c.ln2_rstd.resize(N);
-      c.res2.resize(cfg_.pre_ln ? 0 : N * D);
-      c.ff1.resize(N * F);
-      c.act.resize(N * F);
-      c.act_drop.resize(drop ? N * F : 0);
-      c.ff2.resize(N * D);
-      c.drop2.resize(drop ? N * D : 0);
-    }
-    final_.resize(cfg_.pre_ln ? N * D : 0);
-    final_mean_.resize(cfg_.pre_ln ? N : 0);
-    final_rstd_.resize(cfg_.pre_ln ? N : 0);
-    if (pooled_.shape()[0] != B) {
-      pooled_ = Tensor<T, 2>::from_shape({B, D});
+    dropout_at_forward_ = dropout_active();
+    allocate(Pass::forward, B, Tn, dropout_at_forward_);
+    if (logits_.shape() != std::array<std::size_t, 2>{B, cfg_.num_classes})
       logits_ = Tensor<T, 2>::from_shape({B, cfg_.num_classes});
-    }
   }
 
   bool dropout_active() const noexcept { return training_ && cfg_.dropout > 0.0; }
 
-  const Tensor<T, 2>& run_forward() {
-    const std::size_t B = B_, Tn = T_, N = B * Tn, D = cfg_.dim, F = cfg_.ff_dim, H = cfg_.heads;
-    const T eps = static_cast<T>(cfg_.layer_norm_eps);
-    const bool drop = dropout_active();
-    const T p = static_cast<T>(cfg_.dropout);
-    const std::uint64_t step = drop ? forward_count_++ : 0;
-    std::uint64_t site = 0;
-    auto next_seed = [&]() { return dropout_seed_ + 0x9e3779b97f4a7c15ULL * step; };
+  // The residual stream: stream(0) is x0, stream(l + 1) is layer l's output; d_stream likewise.
+  T* stream(std::size_t l) noexcept { return l == 0 ? bufs_(Buf::x0) : layer_bufs_[l - 1](Buf::out); }
+  T* d_stream(std::size_t l) noexcept { return l == 0 ? bufs_(Buf::d_x0) : layer_bufs_[l - 1](Buf::d_out); }
 
-    // Embeddings: input + position (+ segment), then optional layer norm and dropout.
-    const T* pos = params_.value(pos_);
-    const T* seg = cfg_.type_vocab_size ? params_.value(seg_) : nullptr;
-    T* x0 = stream_[0].data();
-    T* sum = cfg_.embedding_layer_norm ? emb_sum_.data() : x0;
+  const T* val(std::size_t i) const noexcept { return params_.value(i); }
+  // Parameter gradient i, or nullptr when this backward computes the input gradient only.
+  T* grad(std::size_t i) noexcept { return param_grads_ ? params_.grad(i) : nullptr; }
+
+  void norm_forward(T* out, T* mean, T* rstd, const T* in, std::size_t w, std::size_t b) {
+    layer_norm_forward(out, mean, rstd, in, val(w), val(b), B_ * T_, cfg_.dim, static_cast<T>(cfg_.layer_norm_eps));
+  }
+  void norm_backward(T* d_in, std::size_t w, std::size_t b, const T* d_out, const T* in, const T* mean, const T* rstd,
+                     bool overwrite_d_in) {
+    layer_norm_backward(d_in, grad(w), grad(b), d_out, in, val(w), mean, rstd, B_ * T_, cfg_.dim, overwrite_d_in);
+  }
+
+  // Inverted dropout of x in place at a numbered site, keeping its mask; nothing when this forward runs
+  // without dropout. The masks of one forward are keyed by (dropout seed, forward count, site).
+  void dropout_in_place(T* x, T* mask, std::size_t n, std::uint64_t site) {
+    if (dropout_at_forward_) dropout_forward(x, mask, n, static_cast<T>(cfg_.dropout), dropout_step_seed_, site);
+  }
+  void dropout_backward_in_place(T* dx, const T* mask, std::size_t n) {
+    if (dropout_at_forward_) dropout_backward(dx, mask, n);
+  }
+  // The gradient of sum = a + b reaches both terms unchanged.
+  static void residual_backward(T* d_a, T* d_b, const T* d_sum, std::size_t n) {
+    std::copy_n(d_sum, n, d_a);
+    std::copy_n(d_sum, n, d_b);
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Forward. Each step names the buffers it writes; backward below undoes them in reverse order.
+
+  const Tensor<T, 2>& run_forward() {
+    dropout_step_seed_ = dropout_at_forward_ ? dropout_seed_ + 0x9e3779b97f4a7c15ULL * forward_count_++ : 0;
+    embeddings_forward();
+    for (std::size_t l = 0; l < cfg_.layers; ++l) {
+      if (cfg_.pre_ln) forward_layer_pre_ln(l);
+      else forward_layer_post_ln(l);
+    }
+    head_forward();
+    return logits_;
+  }
+
+  // x0 = dropout(norm(input + position (+ segment))), the norm when embedding_layer_norm.
+  void embeddings_forward() {
+    const std::size_t N = B_ * T_, D = cfg_.dim, Tn = T_;
+    const T* pos = val(pos_);
+    const T* seg = cfg_.type_vocab_size ? val(seg_) : nullptr;
+    const T* input = bufs_(Buf::input);
+    T* x0 = bufs_(Buf::x0);
+    T* sum = cfg_.embedding_layer_norm ? bufs_(Buf::emb_sum) : x0;
     parallel_rows(N, [&](std::size_t n) {
-      simd::add(D, input_.data() + n * D, pos + (n % Tn) * D, sum + n * D);
+      simd::add(D, input + n * D, pos + (n % Tn) * D, sum + n * D);
       if (seg) simd::add_inplace(D, seg + segments_[n] * D, sum + n * D);
     });
-    if (cfg_.embedding_layer_norm)
-      layer_norm_forward(x0, emb_mean_.data(), emb_rstd_.data(), sum, params_.value(emb_norm_w_),
-                         params_.value(emb_norm_b_), N, D, eps);
-    if (drop) dropout_forward(x0, emb_drop_.data(), N * D, p, next_seed(), site++);
+    if (cfg_.embedding_layer_norm) norm_forward(x0, bufs_(Buf::emb_mean), bufs_(Buf::emb_rstd), sum, emb_norm_w_, emb_norm_b_);
+    dropout_in_place(x0, bufs_(Buf::emb_mask), N * D, embedding_dropout_site);
+  }
 
-    for (std::size_t l = 0; l < cfg_.layers; ++l) {
-      const LayerIndex& w = layer_idx_[l];
-      LayerCache& c = caches_[l];
-      const T* x = stream_[l].data();
-      T* out = stream_[l + 1].data();
-      // Self-attention block.
-      const T* att_in = x;
-      if (cfg_.pre_ln) {
-        layer_norm_forward(c.ln1.data(), c.ln1_mean.data(), c.ln1_rstd.data(), x, params_.value(w.n1_w),
-                           params_.value(w.n1_b), N, D, eps);
-        att_in = c.ln1.data();
-      }
-      linear_forward(c.qkv.data(), att_in, params_.value(w.in_w), params_.value(w.in_b), N, D, 3 * D);
-      if (drop) {
-        fill_dropout_mask(c.att_mask.data(), c.att_mask.size(), p, next_seed(), site++);
-        attention_forward(c.att.data(), c.probs.data(), c.probs_drop.data(), c.att_mask.data(), c.qkv.data(),
-                          key_valid_.data(), B, Tn, D, H);
-      } else {
-        site++;
-        attention_forward(c.att.data(), c.probs.data(), static_cast<T*>(nullptr), static_cast<const T*>(nullptr),
-                          c.qkv.data(), key_valid_.data(), B, Tn, D, H);
-      }
-      linear_forward(c.att_proj.data(), c.att.data(), params_.value(w.out_w), params_.value(w.out_b), N, D, D);
-      if (drop) dropout_forward(c.att_proj.data(), c.drop1.data(), N * D, p, next_seed(), site);
-      site++;
-      simd::add(N * D, x, c.att_proj.data(), c.res1.data());
-      // Feed-forward block.
-      const T* ff_in = c.res1.data();
-      if (cfg_.pre_ln) {
-        layer_norm_forward(c.ln2.data(), c.ln2_mean.data(), c.ln2_rstd.data(), c.res1.data(), params_.value(w.n2_w),
-                           params_.value(w.n2_b), N, D, eps);
-        ff_in = c.ln2.data();
-      } else {
-        layer_norm_forward(c.ln1.data(), c.ln1_mean.data(), c.ln1_rstd.data(), c.res1.data(), params_.value(w.n1_w),
-                           params_.value(w.n1_b), N, D, eps);
-        ff_in = c.ln1.data();
-      }
-      linear_forward(c.ff1.data(), ff_in, params_.value(w.l1_w), params_.value(w.l1_b), N, D, F);
-      gelu_forward(c.act.data(), c.ff1.data(), N * F);
-      if (drop) dropout_forward(c.act.data(), c.act_drop.data(), N * F, p, next_seed(), site);
-      site++;
-      linear_forward(c.ff2.data(), c.act.data(), params_.value(w.l2_w), params_.value(w.l2_b), N, F, D);
-      if (drop) dropout_forward(c.ff2.data(), c.drop2.data(), N * D, p, next_seed(), site);
-      site++;
-      if (cfg_.pre_ln) {
-        simd::add(N * D, c.res1.data(), c.ff2.data(), out);
-      } else {
-        simd::add(N * D, c.ln1.data(), c.ff2.data(), c.res2.data());
-        layer_norm_forward(out, c.ln2_mean.data(), c.ln2_rstd.data(), c.res2.data(), params_.value(w.n2_w),
-                           params_.value(w.n2_b), N, D, eps);
-      }
+  // Post-LN (BERT): res1 = x + attention(x); ln1 = norm1(res1); res2 = ln1 + ff(ln1); out = norm2(res2).
+  void forward_layer_post_ln(std::size_t l) {
+    const std::size_t ND = B_ * T_ * cfg_.dim;
+    const LayerIndex& w = layer_idx_[l];
+    Buffers& c = layer_bufs_[l];
+    const T* x = stream(l);
+    self_attention_forward(l, x);
+    simd::add(ND, x, c(Buf::att_out), c(Buf::res1));
+    norm_forward(c(Buf::ln1), c(Buf::ln1_mean), c(Buf::ln1_rstd), c(Buf::res1), w.n1_w, w.n1_b);
+    feed_forward_forward(l, c(Buf::ln1));
+    simd::add(ND, c(Buf::ln1), c(Buf::ff_out), c(Buf::res2));
+    norm_forward(c(Buf::out), c(Buf::ln2_mean), c(Buf::ln2_rstd), c(Buf::res2), w.n2_w, w.n2_b);
+  }
+
+  // Pre-LN: ln1 = norm1(x); res1 = x + attention(ln1); ln2 = norm2(res1); out = res1 + ff(ln2).
+  void forward_layer_pre_ln(std::size_t l) {
+    const std::size_t ND = B_ * T_ * cfg_.dim;
+    const LayerIndex& w = layer_idx_[l];
+    Buffers& c = layer_bufs_[l];
+    const T* x = stream(l);
+    norm_forward(c(Buf::ln1), c(Buf::ln1_mean), c(Buf::ln1_rstd), x, w.n1_w, w.n1_b);
+    self_attention_forward(l, c(Buf::ln1));
+    simd::add(ND, x, c(Buf::att_out), c(Buf::res1));
+    norm_forward(c(Buf::ln2), c(Buf::ln2_mean), c(Buf::ln2_rstd), c(Buf::res1), w.n2_w, w.n2_b);
+    feed_forward_forward(l, c(Buf::ln2));
+    simd::add(ND, c(Buf::res1), c(Buf::ff_out), c(Buf::out));
+  }
+
+  // att_out = dropout(out_proj(attention(in_proj(in)))), dropout also on the attention weights.
+  void self_attention_forward(std::size_t l, const T* in) {
+    const std::size_t B = B_, Tn = T_, N = B * Tn, D = cfg_.dim, H = cfg_.heads;
+    const LayerIndex& w = layer_idx_[l];
+    Buffers& c = layer_bufs_[l];
+    linear_forward(c(Buf::qkv), in, val(w.in_w), val(w.in_b), N, D, 3 * D);
+    T* probs_mask = nullptr;
+    T* probs_drop = nullptr;
+    if (dropout_at_forward_) {
+      probs_mask = c(Buf::probs_mask);
+      probs_drop = c(Buf::probs_drop);
+      const std::size_t n = B * H * Tn * Tn;
+      // The mask is drawn by dropout over a buffer of ones with the mask as its own output, so a kept
+      // weight's factor is (1 / (1 - p))^2 rather than inverted dropout's 1 / (1 - p). Pinned results (the
+      // tests, the demo) depend on it; moving to 1 / (1 - p) is a separate change that alters them.
+      std::fill_n(probs_mask, n, T(1));
+      dropout_in_place(probs_mask, probs_mask, n, dropout_site(l, attention_weights));
     }
-    const T* h = stream_[cfg_.layers].data();
+    attention_forward(c(Buf::att), c(Buf::probs), probs_drop, static_cast<const T*>(probs_mask), c(Buf::qkv),
+                      key_valid_.data(), B, Tn, D, H);
+    linear_forward(c(Buf::att_out), c(Buf::att), val(w.out_w), val(w.out_b), N, D, D);
+    dropout_in_place(c(Buf::att_out), c(Buf::att_out_mask), N * D, dropout_site(l, attention_output));
+  }
+
+  // ff_out = dropout(linear2(dropout(gelu(linear1(in))))).
+  void feed_forward_forward(std::size_t l, const T* in) {
+    const std::size_t N = B_ * T_, D = cfg_.dim, F = cfg_.ff_dim;
+    const LayerIndex& w = layer_idx_[l];
+    Buffers& c = layer_bufs_[l];
+    linear_forward(c(Buf::ff_hidden), in, val(w.l1_w), val(w.l1_b), N, D, F);
+    gelu_forward(c(Buf::ff_act), c(Buf::ff_hidden), N * F);
+    dropout_in_place(c(Buf::ff_act), c(Buf::ff_act_mask), N * F, dropout_site(l, ff_hidden_units));
+    linear_forward(c(Buf::ff_out), c(Buf::ff_act), val(w.l2_w), val(w.l2_b), N, F, D);
+    dropout_in_place(c(Buf::ff_out), c(Buf::ff_out_mask), N * D, dropout_site(l, ff_output));
+  }
+
+  // Pre-LN: final_ln = norm(stream(L)). Then pooling (first token, or mean over tokens) and the linear head.
+  void head_forward() {
+    const std::size_t B = B_, Tn = T_, D = cfg_.dim;
+    const T* h = stream(cfg_.layers);
     if (cfg_.pre_ln) {
-      layer_norm_forward(final_.data(), final_mean_.data(), final_rstd_.data(), h, params_.value(final_norm_w_),
-                         params_.value(final_norm_b_), N, D, eps);
-      h = final_.data();
+      norm_forward(bufs_(Buf::final_ln), bufs_(Buf::final_mean), bufs_(Buf::final_rstd), h, final_norm_w_, final_norm_b_);
+      h = bufs_(Buf::final_ln);
     }
-    // Pooling and the classification head.
+    T* pooled = bufs_(Buf::pooled);
     for (std::size_t b = 0; b < B; ++b) {
-      T* pr = pooled_.data() + b * D;
+      T* pr = pooled + b * D;
       if (cfg_.pooling == Pooling::first) {
         std::copy_n(h + b * Tn * D, D, pr);
       } else {
@@ -485,126 +726,139 @@ class TransformerClassifier {
         simd::scale(D, T(1) / static_cast<T>(valid_count_[b]), pr);
       }
     }
-    linear_forward(logits_.data(), pooled_.data(), params_.value(cls_w_), params_.value(cls_b_), B, D, cfg_.num_classes);
-    return logits_;
+    linear_forward(logits_.data(), pooled, val(cls_w_), val(cls_b_), B, D, cfg_.num_classes);
   }
 
-  void fill_dropout_mask(T* mask, std::size_t n, T p, std::uint64_t seed, std::uint64_t site) {
-    std::fill_n(mask, n, T(1));
-    dropout_forward(mask, mask, n, p, seed, site);
+  // -------------------------------------------------------------------------------------------------------
+  // Backward: the forward steps undone in reverse order, d_<name> the gradient of activation <name>. The
+  // first gradient written into a buffer overwrites it, a second one (where an activation feeds two
+  // places) accumulates; dropout backward runs in place, as its forward.
+
+  void run_backward(const T* dlogits, bool parameter_gradients) {
+    param_grads_ = parameter_gradients;
+    allocate(Pass::backward, B_, T_, dropout_at_forward_);
+    head_backward(dlogits);
+    for (std::size_t l = cfg_.layers; l-- > 0;) {
+      if (cfg_.pre_ln) backward_layer_pre_ln(l);
+      else backward_layer_post_ln(l);
+    }
+    embeddings_backward();
   }
 
-  void run_backward(const T* dlogits, bool pg) {
-    const std::size_t B = B_, Tn = T_, N = B * Tn, D = cfg_.dim, F = cfg_.ff_dim, H = cfg_.heads, C = cfg_.num_classes;
-    const bool drop = dropout_active_at_forward();
-    auto grad = [&](std::size_t i) { return pg ? params_.grad(i) : static_cast<T*>(nullptr); };
-    auto val = [&](std::size_t i) { return params_.value(i); };
-
-    d_pooled_.assign(B * D, T(0));
-    linear_backward(d_pooled_.data(), grad(cls_w_), grad(cls_b_), dlogits, pooled_.data(), val(cls_w_), B, D, C);
-    // dh: gradient at the encoder output [N, D].
-    d_a_.assign(N * D, T(0));
+  void head_backward(const T* dlogits) {
+    const std::size_t B = B_, Tn = T_, D = cfg_.dim;
+    T* d_pooled = bufs_(Buf::d_pooled);
+    linear_backward(d_pooled, grad(cls_w_), grad(cls_b_), dlogits, bufs_(Buf::pooled), val(cls_w_), B, D,
+                    cfg_.num_classes, true);
+    T* d_h = cfg_.pre_ln ? bufs_(Buf::d_final_ln) : d_stream(cfg_.layers);
+    std::fill_n(d_h, B * Tn * D, T(0));
     for (std::size_t b = 0; b < B; ++b) {
-      const T* g = d_pooled_.data() + b * D;
+      const T* g = d_pooled + b * D;
       if (cfg_.pooling == Pooling::first) {
-        std::copy_n(g, D, d_a_.data() + b * Tn * D);
+        std::copy_n(g, D, d_h + b * Tn * D);
       } else {
         const T inv = T(1) / static_cast<T>(valid_count_[b]);
         for (std::size_t t = 0; t < Tn; ++t)
-          if (key_valid_[b * Tn + t]) simd::axpy(D, inv, g, d_a_.data() + (b * Tn + t) * D);
+          if (key_valid_[b * Tn + t]) simd::axpy(D, inv, g, d_h + (b * Tn + t) * D);
       }
     }
-    d_b_.resize(N * D);
-    if (cfg_.pre_ln) {
-      layer_norm_backward(d_b_.data(), grad(final_norm_w_), grad(final_norm_b_), d_a_.data(), stream_[cfg_.layers].data(),
-                          val(final_norm_w_), final_mean_.data(), final_rstd_.data(), N, D, true);
-      std::swap(d_a_, d_b_);
-    }
-    // d_a_ now holds dLoss/d stream[L]; each layer maps it to dLoss/d stream[l].
-    d_c_.resize(N * D);
-    d_att_.resize(N * D);
-    d_qkv_.resize(N * 3 * D);
-    d_act_.resize(N * F);
-    d_ff1_.resize(N * F);
-    for (std::size_t l = cfg_.layers; l-- > 0;) {
-      const LayerIndex& w = layer_idx_[l];
-      LayerCache& c = caches_[l];
-      const T* x = stream_[l].data();
-      T* dout = d_a_.data();  // consumed; becomes scratch
-      T* dres = d_b_.data();  // dLoss/d res1 (pre-LN: also the residual path to x)
-      T* dx = d_c_.data();    // dLoss/d x, written last
-      const T* ff_in = cfg_.pre_ln ? c.ln2.data() : c.ln1.data();
-      T* dff_out = nullptr;  // dLoss/d ff2 (after its dropout)
-      if (cfg_.pre_ln) {
-        std::copy_n(dout, N * D, dres);
-        dff_out = dout;
-      } else {
-        // out = LN2(res2), res2 = ln1 + ff2.
-        layer_norm_backward(dres, grad(w.n2_w), grad(w.n2_b), dout, c.res2.data(), val(w.n2_w), c.ln2_mean.data(),
-                            c.ln2_rstd.data(), N, D, true);
-        std::copy_n(dres, N * D, dout);  // dout := d res2 = d ff2 = d ln1 (residual part)
-        dff_out = dout;
-        // dres keeps d ln1 (the residual part); the feed-forward input gradient is added below.
-      }
-      if (drop) dropout_backward(dff_out, c.drop2.data(), N * D);
-      linear_backward(d_act_.data(), grad(w.l2_w), grad(w.l2_b), dff_out, c.act.data(), val(w.l2_w), N, F, D, true);
-      if (drop) dropout_backward(d_act_.data(), c.act_drop.data(), N * F);
-      gelu_backward(d_ff1_.data(), c.ff1.data(), d_act_.data(), N * F, true);
-      if (cfg_.pre_ln) {
-        // d ln2 -> LN2 backward adds into d res1.
-        linear_backward(d_att_.data(), grad(w.l1_w), grad(w.l1_b), d_ff1_.data(), ff_in, val(w.l1_w), N, D, F, true);
-        layer_norm_backward(dres, grad(w.n2_w), grad(w.n2_b), d_att_.data(), c.res1.data(), val(w.n2_w),
-                            c.ln2_mean.data(), c.ln2_rstd.data(), N, D);
-      } else {
-        // d ln1 = residual part + feed-forward part; then LN1 backward gives d res1.
-        linear_backward(dres, grad(w.l1_w), grad(w.l1_b), d_ff1_.data(), ff_in, val(w.l1_w), N, D, F);
-        layer_norm_backward(dout, grad(w.n1_w), grad(w.n1_b), dres, c.res1.data(), val(w.n1_w), c.ln1_mean.data(),
-                            c.ln1_rstd.data(), N, D, true);
-        std::swap(d_a_, d_b_);
-        dout = d_a_.data();
-        dres = d_b_.data();
-      }
-      // dres = dLoss/d res1, res1 = x + dropout(att_proj).
-      std::copy_n(dres, N * D, dx);
-      if (drop) dropout_backward(dres, c.drop1.data(), N * D);
-      linear_backward(d_att_.data(), grad(w.out_w), grad(w.out_b), dres, c.att.data(), val(w.out_w), N, D, D, true);
-      attention_backward(d_qkv_.data(), d_att_.data(), c.qkv.data(), c.probs.data(),
-                         drop ? c.probs_drop.data() : nullptr, drop ? c.att_mask.data() : nullptr, B, Tn, D, H, true);
-      if (cfg_.pre_ln) {
-        linear_backward(dout, grad(w.in_w), grad(w.in_b), d_qkv_.data(), c.ln1.data(), val(w.in_w), N, D, 3 * D, true);
-        layer_norm_backward(dx, grad(w.n1_w), grad(w.n1_b), dout, x, val(w.n1_w), c.ln1_mean.data(), c.ln1_rstd.data(),
-                            N, D);
-      } else {
-        linear_backward(dx, grad(w.in_w), grad(w.in_b), d_qkv_.data(), x, val(w.in_w), N, D, 3 * D);
-      }
-      std::swap(d_a_, d_c_);  // d_a_ := dLoss/d stream[l]
-    }
-    // Embeddings: d_a_ = dLoss/d x0.
-    if (drop) dropout_backward(d_a_.data(), emb_drop_.data(), N * D);
-    const T* dsum = d_a_.data();
-    if (cfg_.embedding_layer_norm) {
-      layer_norm_backward(d_b_.data(), grad(emb_norm_w_), grad(emb_norm_b_), d_a_.data(), emb_sum_.data(),
-                          val(emb_norm_w_), emb_mean_.data(), emb_rstd_.data(), N, D, true);
-      dsum = d_b_.data();
-    }
-    T* dpos = grad(pos_);
-    T* dseg = cfg_.type_vocab_size ? grad(seg_) : nullptr;
-    if (dpos)
-      for (std::size_t n = 0; n < N; ++n) {
-        simd::add_inplace(D, dsum + n * D, dpos + (n % Tn) * D);
-        if (dseg) simd::add_inplace(D, dsum + n * D, dseg + segments_[n] * D);
-      }
-    if (input_grad_.shape() != std::array<std::size_t, 3>{B, Tn, D}) input_grad_ = Tensor<T, 3>::from_shape({B, Tn, D});
-    std::copy_n(dsum, N * D, input_grad_.data());
-    if (from_ids_ && pg) {
-      T* dtok = grad(tok_);
-      for (std::size_t n = 0; n < N; ++n)
-        simd::add_inplace(D, dsum + n * D, dtok + static_cast<std::size_t>(ids_.data()[n]) * D);
-    }
+    if (cfg_.pre_ln)
+      norm_backward(d_stream(cfg_.layers), final_norm_w_, final_norm_b_, d_h, stream(cfg_.layers), bufs_(Buf::final_mean),
+                    bufs_(Buf::final_rstd), true);
   }
 
-  // Dropout buffers are sized at forward time, so their presence says whether that forward used dropout.
-  bool dropout_active_at_forward() const noexcept { return !emb_drop_.empty(); }
+  void backward_layer_post_ln(std::size_t l) {
+    const std::size_t ND = B_ * T_ * cfg_.dim;
+    const LayerIndex& w = layer_idx_[l];
+    Buffers& c = layer_bufs_[l];
+    const T* x = stream(l);
+    const T* d_out = d_stream(l + 1);
+    T* d_x = d_stream(l);
+    T* d_res2 = bufs_(Buf::d_res2);
+    T* d_ln1 = bufs_(Buf::d_ln1);
+    T* d_res1 = bufs_(Buf::d_res1);
+    norm_backward(d_res2, w.n2_w, w.n2_b, d_out, c(Buf::res2), c(Buf::ln2_mean), c(Buf::ln2_rstd), true);
+    residual_backward(d_ln1, bufs_(Buf::d_ff_out), d_res2, ND);
+    feed_forward_backward(l, d_ln1, c(Buf::ln1), false);
+    norm_backward(d_res1, w.n1_w, w.n1_b, d_ln1, c(Buf::res1), c(Buf::ln1_mean), c(Buf::ln1_rstd), true);
+    residual_backward(d_x, bufs_(Buf::d_att_out), d_res1, ND);
+    self_attention_backward(l, d_x, x, false);
+  }
+
+  void backward_layer_pre_ln(std::size_t l) {
+    const std::size_t ND = B_ * T_ * cfg_.dim;
+    const LayerIndex& w = layer_idx_[l];
+    Buffers& c = layer_bufs_[l];
+    const T* x = stream(l);
+    const T* d_out = d_stream(l + 1);
+    T* d_x = d_stream(l);
+    T* d_res1 = bufs_(Buf::d_res1);
+    T* d_ln2 = bufs_(Buf::d_ln2);
+    T* d_ln1 = bufs_(Buf::d_ln1);
+    residual_backward(d_res1, bufs_(Buf::d_ff_out), d_out, ND);
+    feed_forward_backward(l, d_ln2, c(Buf::ln2), true);
+    norm_backward(d_res1, w.n2_w, w.n2_b, d_ln2, c(Buf::res1), c(Buf::ln2_mean), c(Buf::ln2_rstd), false);
+    residual_backward(d_x, bufs_(Buf::d_att_out), d_res1, ND);
+    self_attention_backward(l, d_ln1, c(Buf::ln1), true);
+    norm_backward(d_x, w.n1_w, w.n1_b, d_ln1, x, c(Buf::ln1_mean), c(Buf::ln1_rstd), false);
+  }
+
+  // From d_att_out to the block input: d_in = (or +=, unless overwrite_d_in) the in-projection's input gradient.
+  void self_attention_backward(std::size_t l, T* d_in, const T* in, bool overwrite_d_in) {
+    const std::size_t B = B_, Tn = T_, N = B * Tn, D = cfg_.dim, H = cfg_.heads;
+    const LayerIndex& w = layer_idx_[l];
+    Buffers& c = layer_bufs_[l];
+    T* d_att_out = bufs_(Buf::d_att_out);
+    T* d_att = bufs_(Buf::d_att);
+    T* d_qkv = bufs_(Buf::d_qkv);
+    dropout_backward_in_place(d_att_out, c(Buf::att_out_mask), N * D);
+    linear_backward(d_att, grad(w.out_w), grad(w.out_b), d_att_out, c(Buf::att), val(w.out_w), N, D, D, true);
+    attention_backward(d_qkv, d_att, c(Buf::qkv), c(Buf::probs), dropout_at_forward_ ? c(Buf::probs_drop) : nullptr,
+                       dropout_at_forward_ ? c(Buf::probs_mask) : nullptr, B, Tn, D, H, true);
+    linear_backward(d_in, grad(w.in_w), grad(w.in_b), d_qkv, in, val(w.in_w), N, D, 3 * D, overwrite_d_in);
+  }
+
+  // From d_ff_out to the block input: d_in = (or +=, unless overwrite_d_in) linear1's input gradient.
+  void feed_forward_backward(std::size_t l, T* d_in, const T* in, bool overwrite_d_in) {
+    const std::size_t N = B_ * T_, D = cfg_.dim, F = cfg_.ff_dim;
+    const LayerIndex& w = layer_idx_[l];
+    Buffers& c = layer_bufs_[l];
+    T* d_ff_out = bufs_(Buf::d_ff_out);
+    T* d_ff_act = bufs_(Buf::d_ff_act);
+    T* d_ff_hidden = bufs_(Buf::d_ff_hidden);
+    dropout_backward_in_place(d_ff_out, c(Buf::ff_out_mask), N * D);
+    linear_backward(d_ff_act, grad(w.l2_w), grad(w.l2_b), d_ff_out, c(Buf::ff_act), val(w.l2_w), N, F, D, true);
+    dropout_backward_in_place(d_ff_act, c(Buf::ff_act_mask), N * F);
+    gelu_backward(d_ff_hidden, c(Buf::ff_hidden), d_ff_act, N * F, true);
+    linear_backward(d_in, grad(w.l1_w), grad(w.l1_b), d_ff_hidden, in, val(w.l1_w), N, D, F, overwrite_d_in);
+  }
+
+  // From d_x0 to the input embeddings (input_grad_) and the position, segment and token tables.
+  void embeddings_backward() {
+    const std::size_t N = B_ * T_, D = cfg_.dim, Tn = T_;
+    T* d_x0 = bufs_(Buf::d_x0);
+    dropout_backward_in_place(d_x0, bufs_(Buf::emb_mask), N * D);
+    const T* d_sum = d_x0;
+    if (cfg_.embedding_layer_norm) {
+      norm_backward(bufs_(Buf::d_emb_sum), emb_norm_w_, emb_norm_b_, d_x0, bufs_(Buf::emb_sum), bufs_(Buf::emb_mean),
+                    bufs_(Buf::emb_rstd), true);
+      d_sum = bufs_(Buf::d_emb_sum);
+    }
+    T* d_pos = grad(pos_);
+    T* d_seg = cfg_.type_vocab_size ? grad(seg_) : nullptr;
+    if (d_pos)
+      for (std::size_t n = 0; n < N; ++n) {
+        simd::add_inplace(D, d_sum + n * D, d_pos + (n % Tn) * D);
+        if (d_seg) simd::add_inplace(D, d_sum + n * D, d_seg + segments_[n] * D);
+      }
+    if (input_grad_.shape() != std::array<std::size_t, 3>{B_, Tn, D}) input_grad_ = Tensor<T, 3>::from_shape({B_, Tn, D});
+    std::copy_n(d_sum, N * D, input_grad_.data());
+    if (from_ids_ && param_grads_) {
+      T* d_tok = grad(tok_);
+      for (std::size_t n = 0; n < N; ++n)
+        simd::add_inplace(D, d_sum + n * D, d_tok + static_cast<std::size_t>(ids_.data()[n]) * D);
+    }
+  }
 
   TransformerConfig cfg_;
   ParameterStore<T> params_;
@@ -615,21 +869,20 @@ class TransformerClassifier {
   std::uint64_t dropout_seed_ = 0;
   std::uint64_t forward_count_ = 0;
 
-  // Forward state.
+  // Forward state: the batch, whether its forward used dropout and with which seed, and the table's buffers.
   std::size_t B_ = 0, T_ = 0;
   bool from_ids_ = false;
-  Tensor<std::int64_t, 2> ids_;
-  std::vector<std::uint8_t> key_valid_;      // [N]
-  std::vector<std::size_t> valid_count_;     // [B]
-  std::vector<std::size_t> segments_;        // [N]
-  std::vector<T> input_, emb_sum_, emb_mean_, emb_rstd_, emb_drop_;
-  std::vector<std::vector<T>> stream_;       // L + 1 residual-stream tensors [N, D]
-  std::vector<LayerCache> caches_;
-  std::vector<T> final_, final_mean_, final_rstd_;
-  Tensor<T, 2> pooled_, logits_, dlogits_;
-  // Backward scratch.
-  std::vector<T> d_pooled_, d_a_, d_b_, d_c_, d_att_, d_qkv_, d_act_, d_ff1_;
-  Tensor<T, 3> input_grad_;
+  bool dropout_at_forward_ = false;
+  std::uint64_t dropout_step_seed_ = 0;
+  Tensor<std::int64_t, 2> ids_;           // [B, T]
+  std::vector<std::uint8_t> key_valid_;   // [N]
+  std::vector<std::size_t> valid_count_;  // [B]
+  std::vector<std::size_t> segments_;     // [N]
+  Buffers bufs_;                          // rows held once
+  std::vector<Buffers> layer_bufs_;       // rows held per layer
+  Tensor<T, 2> logits_, dlogits_;         // [B, C]
+  bool param_grads_ = true;               // whether the running backward computes parameter gradients
+  Tensor<T, 3> input_grad_;               // [B, T, D]
 };
 
 }  // namespace robustxlt::nn
