@@ -73,7 +73,7 @@ void add_options(CLI::App& app, Options& opt) {
   app.add_option("--max-concepts", opt.max_concepts, "English words taken from the FreeDict dictionaries")->check(CLI::Range(10, 10000000))->capture_default_str();
   app.add_option("--lexicons", opt.lexicons, "directory written by examples/convert_lexicons.py; built-in lexicon when absent");
   app.add_option("--out", opt.out_dir, "directory for zero_shot_results.csv and zero_shot_accuracy.svg")->capture_default_str();
-  app.add_flag("--quick", opt.quick, "a small run for smoke tests: 1 seed, 1000 steps, smaller test sets (under 30 s)");
+  app.add_flag("--quick", opt.quick, "a small run for smoke tests: 1 seed (unless --seeds is given), 1000 steps, smaller test sets (under 30 s)");
   app.add_flag("--quiet", opt.quiet, "no progress line");
 }
 
@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
   try {
     if (opt.dim % 4 != 0) robustxlt::fail("--dim must be a multiple of 4 (4 attention heads), got ", opt.dim);
     if (opt.quick) {
-      opt.seeds = 1;
+      if (app.count("--seeds") == 0) opt.seeds = 1;
       opt.train.steps = std::min<std::size_t>(opt.train.steps, 1000);
       opt.test_size = std::min<std::size_t>(opt.test_size, 300);
       opt.eval.smooth_examples = std::min<std::size_t>(opt.eval.smooth_examples, 30);
@@ -196,6 +196,7 @@ int main(int argc, char** argv) {
     std::snprintf(title, sizeof title, "Zero-shot accuracy (%%), both sentences in the test language; mean±std over %zu seed%s",
                   opt.seeds, opt.seeds > 1 ? "s" : "");
     print_table(title, opt.recipes, columns, results, [](const RunResult& r) { return r.accuracy; });
+    print_paired_table(opt.recipes, columns, results, opt.seeds, "standard");
     print_table("Generalized accuracy (%), the two sentences in different languages (column = either side)", opt.recipes,
                 columns, results, [](const RunResult& r) { return r.generalized; });
     std::snprintf(title, sizeof title,
@@ -214,7 +215,7 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(opt.out_dir);
     const auto csv_path = std::filesystem::path(opt.out_dir) / "zero_shot_results.csv";
     const auto svg_path = std::filesystem::path(opt.out_dir) / "zero_shot_accuracy.svg";
-    robustxlt::write_file_atomic(csv_path, results_csv(results, columns, eval.radii, diagnostics));
+    robustxlt::write_file_atomic(csv_path, results_csv(results, opt.recipes, columns, eval.radii, diagnostics, "standard"));
     robustxlt::write_file_atomic(svg_path, accuracy_svg(opt.recipes, columns, results));
     std::printf("\nwrote %s and %s\n", csv_path.string().c_str(), svg_path.string().c_str());
     if (!opt.quiet) {

@@ -1,10 +1,13 @@
 #pragma once
-// The demo's output: result tables (mean ± std over seeds), the CSV, the SVG chart and the progress line.
+// The demo's output: result tables (mean ± std over seeds), the paired-difference table (each recipe against
+// standard training on the same seed, with a Student t interval over seeds), the CSV, the SVG chart and the
+// progress line.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -44,6 +47,110 @@ inline std::string fmt_duration(double s) {
   if (t >= 60) std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
   else std::snprintf(buf, sizeof buf, "%lds", t);
   return buf;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Paired differences over seeds.
+
+// P(|T| <= t) for Student's t with df degrees of freedom (integer df >= 1), from the closed forms in
+// theta = atan(t / sqrt(df)) (Abramowitz and Stegun 26.7.3 and 26.7.4): a finite series in cos(theta).
+inline double student_t_two_sided(double t, std::size_t df) {
+  const double pi = 3.14159265358979323846;
+  const double theta = std::atan(t / std::sqrt(static_cast<double>(df)));
+  const double s = std::sin(theta), c = std::cos(theta), c2 = c * c;
+  if (df % 2 == 1) {
+    // (2/pi) (theta + sin(theta) (cos + 2/3 cos^3 + (2*4)/(3*5) cos^5 + ... up to cos^(df-2)))
+    double term = c, sum = 0;
+    for (std::size_t k = 1; 2 * k + 1 <= df; ++k) {
+      sum += term;
+      term *= c2 * static_cast<double>(2 * k) / static_cast<double>(2 * k + 1);
+    }
+    return 2.0 / pi * (theta + s * sum);
+  }
+  // sin(theta) (1 + 1/2 cos^2 + (1*3)/(2*4) cos^4 + ... up to cos^(df-2))
+  double term = 1, sum = 0;
+  for (std::size_t k = 1; 2 * k <= df; ++k) {
+    sum += term;
+    term *= c2 * static_cast<double>(2 * k - 1) / static_cast<double>(2 * k);
+  }
+  return s * sum;
+}
+
+// The p quantile of Student's t with df >= 1 degrees of freedom, p in [0.5, 1): bisection on the two-sided
+// probability until the bracket stops shrinking. t_{0.975} is 12.706 for df 1, 4.303 for 2, 2.776 for 4.
+inline double student_t_quantile(double p, std::size_t df) {
+  robustxlt::require(df >= 1, "student_t_quantile: df must be >= 1, got ", df);
+  robustxlt::require(p >= 0.5 && p < 1.0, "student_t_quantile: p must be in [0.5, 1), got ", p);
+  const double target = 2.0 * p - 1.0;
+  double lo = 0.0, hi = 1.0;
+  while (student_t_two_sided(hi, df) < target) lo = hi, hi *= 2.0;
+  for (int i = 0; i < 200; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    if (mid <= lo || mid >= hi) break;
+    (student_t_two_sided(mid, df) < target ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+// d_s = recipe_s - baseline_s over seeds s (the two vectors paired by index): mean, sample standard
+// deviation and the 95% Student t interval mean ± t_{0.975, n-1} sd / sqrt(n). With one seed the interval
+// is undefined: t, low and high are NaN.
+struct PairedDifference {
+  std::size_t n = 0;
+  double mean = 0, sd = 0, t = 0, low = 0, high = 0;
+  bool excludes_zero() const { return n > 1 && (low > 0 || high < 0); }
+};
+
+inline PairedDifference paired_difference(const std::vector<double>& recipe, const std::vector<double>& baseline) {
+  robustxlt::require(recipe.size() == baseline.size() && !recipe.empty(),
+                     "paired_difference: need the same number (>= 1) of recipe and baseline values, got ", recipe.size(),
+                     " and ", baseline.size());
+  std::vector<double> d(recipe.size());
+  for (std::size_t s = 0; s < d.size(); ++s) d[s] = recipe[s] - baseline[s];
+  PairedDifference p;
+  p.n = d.size();
+  p.mean = zero_shot::mean(d);
+  p.sd = sample_sd(d);
+  if (p.n < 2) {
+    p.t = p.low = p.high = std::numeric_limits<double>::quiet_NaN();
+  } else {
+    p.t = student_t_quantile(0.975, p.n - 1);
+    const double half = p.t * p.sd / std::sqrt(static_cast<double>(p.n));
+    p.low = p.mean - half, p.high = p.mean + half;
+  }
+  return p;
+}
+
+// The values pick(run)[column] of one recipe's runs in seed order, column == columns.size() meaning the
+// mean over all columns (the tables' "avg").
+inline std::vector<double> per_seed(const std::vector<RunResult>& runs, const std::string& recipe, std::size_t column,
+                                    const std::function<std::vector<double>(const RunResult&)>& pick) {
+  std::vector<const RunResult*> mine;
+  for (const auto& r : runs)
+    if (r.recipe == recipe) mine.push_back(&r);
+  std::sort(mine.begin(), mine.end(), [](const RunResult* a, const RunResult* b) { return a->seed < b->seed; });
+  std::vector<double> v;
+  for (const RunResult* r : mine) {
+    const auto x = pick(*r);
+    v.push_back(column < x.size() ? x[column] : mean(x));
+  }
+  return v;
+}
+
+// Every recipe but the baseline against the baseline, per column and for the average: [recipe][column].
+inline std::vector<std::vector<PairedDifference>> paired_table(const std::vector<RunResult>& runs,
+                                                               const std::vector<std::string>& recipes,
+                                                               std::size_t columns, const std::string& baseline) {
+  const auto acc = [](const RunResult& r) { return r.accuracy; };
+  std::vector<std::vector<PairedDifference>> out;
+  for (const auto& r : recipes) {
+    if (r == baseline) continue;
+    std::vector<PairedDifference> row;
+    for (std::size_t c = 0; c <= columns; ++c)
+      row.push_back(paired_difference(per_seed(runs, r, c, acc), per_seed(runs, baseline, c, acc)));
+    out.push_back(row);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -108,11 +215,46 @@ inline void print_table(const char* title, const std::vector<std::string>& recip
   }
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// CSV: one row per recipe, seed, language, setting and metric.
+// The paired-difference table of zero-shot accuracy: cells "mean±half" in points, half = half-width of the
+// 95% t interval, '*' where the interval excludes 0.
+inline void print_paired_table(const std::vector<std::string>& recipes, const std::vector<std::string>& columns,
+                               const std::vector<RunResult>& runs, std::size_t seeds, const std::string& baseline) {
+  if (std::find(recipes.begin(), recipes.end(), baseline) == recipes.end()) return;
+  std::printf("\nPaired difference to %s training (accuracy points, same seed and data, both sentences in the test "
+              "language):\n", baseline.c_str());
+  if (seeds > 1)
+    std::printf("mean ± half-width of the 95%% t interval over %zu seeds (t_0.975,%zu = %.3f); * = the interval excludes 0\n",
+                seeds, seeds - 1, student_t_quantile(0.975, seeds - 1));
+  else
+    std::printf("mean of 1 seed: no interval (run --seeds 2 or more)\n");
+  std::printf("%-12s", "recipe");
+  for (const auto& c : columns) std::printf(" %11s", c.c_str());
+  std::printf(" %11s\n", "avg");
+  const auto table = paired_table(runs, recipes, columns.size(), baseline);
+  std::size_t row = 0;
+  for (const auto& r : recipes) {
+    if (r == baseline) continue;
+    std::printf("%-12s", r.c_str());
+    for (const auto& p : table[row]) {
+      char buf[64];
+      if (p.n > 1)
+        std::snprintf(buf, sizeof buf, "%+.1f±%.1f%s", 100 * p.mean, 100 * (p.high - p.mean), p.excludes_zero() ? "*" : "");
+      else
+        std::snprintf(buf, sizeof buf, "%+.1f", 100 * p.mean);
+      std::printf(" %11s", buf);
+    }
+    std::printf("\n");
+    ++row;
+  }
+}
 
-inline std::string results_csv(const std::vector<RunResult>& runs, const std::vector<std::string>& columns, const std::vector<double>& radii,
-                               const AlignmentDiagnostics& diagnostics) {
+// ---------------------------------------------------------------------------------------------------------
+// CSV: one row per recipe, seed, language, setting and metric; then the paired differences (seed "all",
+// setting "paired", language "avg" for the tables' average column).
+
+inline std::string results_csv(const std::vector<RunResult>& runs, const std::vector<std::string>& recipes,
+                               const std::vector<std::string>& columns, const std::vector<double>& radii,
+                               const AlignmentDiagnostics& diagnostics, const std::string& baseline) {
   std::ostringstream csv;
   csv << "recipe,seed,language,setting,metric,value\n";
   auto row = [&](const std::string& recipe, const std::string& seed, const std::string& language, const char* setting,
@@ -139,6 +281,25 @@ inline std::string results_csv(const std::vector<RunResult>& runs, const std::ve
         row(r.recipe, seed, columns[l], "diagnostics", "coverage@epsilon", diagnostics.coverage[l]);
       }
     }
+  if (std::find(recipes.begin(), recipes.end(), baseline) != recipes.end()) {
+    const auto table = paired_table(runs, recipes, columns.size(), baseline);
+    std::size_t i = 0;
+    for (const auto& r : recipes) {
+      if (r == baseline) continue;
+      for (std::size_t c = 0; c <= columns.size(); ++c) {
+        const auto& p = table[i][c];
+        const std::string language = c < columns.size() ? columns[c] : "avg";
+        row(r, "all", language, "paired", "accuracy_diff_vs_" + baseline + "_mean", p.mean);
+        row(r, "all", language, "paired", "accuracy_diff_vs_" + baseline + "_sd", p.sd);
+        if (p.n > 1) {
+          row(r, "all", language, "paired", "t_0.975", p.t);
+          row(r, "all", language, "paired", "accuracy_diff_vs_" + baseline + "_low", p.low);
+          row(r, "all", language, "paired", "accuracy_diff_vs_" + baseline + "_high", p.high);
+        }
+      }
+      ++i;
+    }
+  }
   return csv.str();
 }
 
