@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "example_support.hpp"
 #include "word_order_task.hpp"
 
 using namespace robustxlt;
@@ -267,12 +268,7 @@ int main(int argc, char** argv) {
                                    first, i);
         const Tensor<float, 2>& logits = model.forward(copies, &delta);
         labels.resize(count);
-        for (std::size_t k = 0; k < count; ++k) {
-          std::size_t best = 0;
-          for (std::size_t c = 1; c < cfg.num_classes; ++c)
-            if (logits(k, c) > logits(k, best)) best = c;
-          labels[k] = static_cast<std::int64_t>(best);
-        }
+        for (std::size_t k = 0; k < count; ++k) labels[k] = examples::argmax_row(logits, k);
       };
       const auto start = std::chrono::steady_clock::now();
       // CERTIFY: the class with most votes among n0 selection copies, then its count among n fresh copies.

@@ -6,6 +6,8 @@
 #include <robustxlt/core.hpp>
 #include <robustxlt/nn.hpp>
 
+#include "example_support.hpp"
+
 namespace word_order_task {
 
 // The model the word-order examples train (train_classifier, adversarial_training, certify): vocabulary
@@ -50,12 +52,7 @@ inline void draw_batch(robustxlt::Rng& rng, std::size_t B, std::size_t T, std::s
 // Fraction of rows whose largest logit is the label.
 inline double accuracy(const robustxlt::Tensor<float, 2>& logits, const robustxlt::Tensor<std::int64_t, 1>& y) {
   std::size_t correct = 0;
-  for (std::size_t b = 0; b < y.size(); ++b) {
-    std::size_t best = 0;
-    for (std::size_t c = 1; c < logits.shape()[1]; ++c)
-      if (logits(b, c) > logits(b, best)) best = c;
-    correct += static_cast<std::int64_t>(best) == y(b);
-  }
+  for (std::size_t b = 0; b < y.size(); ++b) correct += examples::argmax_row(logits, b) == y(b);
   return static_cast<double>(correct) / static_cast<double>(y.size());
 }
 
