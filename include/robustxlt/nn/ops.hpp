@@ -156,16 +156,33 @@ void gelu_backward(T* din, const T* in, const T* dout, std::size_t n,
 // Inverted dropout: keep with probability 1 - p and scale by 1 / (1 - p). The mask is drawn from streams
 // keyed by (seed, site, chunk index), so it does not depend on the thread count.
 
+inline constexpr std::size_t dropout_chunk = 1024;
+
+// Chunk c of a dropout mask over n elements: 0 with probability p, 1 / (1 - p) otherwise.
+template <class T>
+void dropout_mask_chunk(T* mask, std::size_t c, std::size_t n, T p, std::uint64_t seed, std::uint64_t site) {
+  const T keep_scale = T(1) / (T(1) - p);
+  Rng rng(seed, site, c);
+  const std::size_t i0 = c * dropout_chunk, i1 = std::min(n, i0 + dropout_chunk);
+  for (std::size_t i = i0; i < i1; ++i) mask[i] = rng.uniform<T>() < p ? T(0) : keep_scale;
+}
+
+// The mask alone (for the attention weights, which are dropped after the softmax the backward needs):
+// the same values dropout_forward would draw at this seed and site.
+template <class T>
+void fill_dropout_mask(T* mask,  // [n], written: 0 or 1 / (1 - p)
+                       std::size_t n, T p, std::uint64_t seed, std::uint64_t site) {
+  parallel_rows((n + dropout_chunk - 1) / dropout_chunk,
+                [&](std::size_t c) { dropout_mask_chunk(mask, c, n, p, seed, site); });
+}
+
 template <class T>
 void dropout_forward(T* x,     // [n], in place
                      T* mask,  // [n], written: 0 or 1 / (1 - p)
                      std::size_t n, T p, std::uint64_t seed, std::uint64_t site) {
-  constexpr std::size_t chunk = 1024;
-  const T keep_scale = T(1) / (T(1) - p);
-  parallel_rows((n + chunk - 1) / chunk, [&](std::size_t c) {
-    Rng rng(seed, site, c);
-    const std::size_t i0 = c * chunk, i1 = std::min(n, i0 + chunk);
-    for (std::size_t i = i0; i < i1; ++i) mask[i] = rng.uniform<T>() < p ? T(0) : keep_scale;
+  parallel_rows((n + dropout_chunk - 1) / dropout_chunk, [&](std::size_t c) {
+    dropout_mask_chunk(mask, c, n, p, seed, site);
+    const std::size_t i0 = c * dropout_chunk, i1 = std::min(n, i0 + dropout_chunk);
     simd::mul(i1 - i0, x + i0, mask + i0, x + i0);
   });
 }

@@ -682,11 +682,9 @@ class TransformerClassifier {
       probs_mask = c(Buf::probs_mask);
       probs_drop = c(Buf::probs_drop);
       const std::size_t n = B * H * Tn * Tn;
-      // The mask is drawn by dropout over a buffer of ones with the mask as its own output, so a kept
-      // weight's factor is (1 / (1 - p))^2 rather than inverted dropout's 1 / (1 - p). Pinned results (the
-      // tests, the demo) depend on it; moving to 1 / (1 - p) is a separate change that alters them.
-      std::fill_n(probs_mask, n, T(1));
-      dropout_in_place(probs_mask, probs_mask, n, dropout_site(l, attention_weights));
+      // Kept weights are scaled by 1 / (1 - p), as at every other site; attention_forward applies the mask
+      // after the softmax, whose output backward needs undropped.
+      fill_dropout_mask(probs_mask, n, static_cast<T>(cfg_.dropout), dropout_step_seed_, dropout_site(l, attention_weights));
     }
     attention_forward(c(Buf::att), c(Buf::probs), probs_drop, static_cast<const T*>(probs_mask), c(Buf::qkv),
                       key_valid_.data(), B, Tn, D, H);
