@@ -1100,3 +1100,60 @@ TEST_CASE("PyTorch parity: 5 AdamW steps with warmup, decay and clipping; loss a
     MESSAGE(std::string(name), ": ", steps, " AdamW steps match PyTorch; worst final-weight relative error ", worst);
   }
 }
+
+TEST_CASE("transformer: backward_into writes the input gradient into the caller's buffer") {
+  for (bool pre_ln : {false, true}) {  // with an embedding layer norm (written in place) and without (copied)
+    CAPTURE(pre_ln);
+    const TransformerConfig cfg = tiny_config(pre_ln);
+    TransformerClassifier<double> model(cfg, 3);
+    const TokenBatch batch = tiny_batch(cfg.vocab_size, !pre_ln);
+    const Tensor<std::int64_t, 1> labels = {2, 0, 1};
+    CrossEntropy<double> ce;
+    ce.forward(model.forward(batch), labels);
+    Tensor<double, 2> dlogits;
+    ce.backward(dlogits);
+    model.params().zero_grad();
+    model.backward(dlogits);
+    const Tensor<double, 3> expected = model.input_grad();
+    const auto expected_param_grads = model.params().grads();
+    // The caller's memory, seen through xt::adapt; filled with garbage first.
+    std::vector<double> buffer(expected.size(), 7.0);
+    auto view = xt::adapt(buffer.data(), buffer.size(), xt::no_ownership(), expected.shape());
+    model.params().zero_grad();
+    model.backward_into(dlogits, view);
+    CHECK(std::equal(buffer.begin(), buffer.end(), expected.data()));
+    CHECK(model.input_grad() == expected);  // left as it was
+    CHECK(model.params().grads() == expected_param_grads);
+    Tensor<double, 3> wrong = xt::zeros<double>({3, 5, 8});
+    CHECK_THROWS_WITH_AS(model.backward_into(dlogits, wrong),
+                         "backward_into: input_grad must have shape [3, 6, 8], got [3, 5, 8]", ShapeError);
+  }
+}
+
+TEST_CASE("transformer: a refused batch leaves the last forward intact; masks of any integral type") {
+  const TransformerConfig cfg = tiny_config(false);
+  TransformerClassifier<double> model(cfg, 3);
+  const TokenBatch batch = tiny_batch(cfg.vocab_size, true);
+  const Tensor<double, 2> logits = model.forward(batch);
+  Tensor<double, 2> dlogits = xt::ones<double>({3, 3});
+  model.backward(dlogits, false);
+  const Tensor<double, 3> expected = model.input_grad();
+  model.forward(batch);
+  // Same shape, one bad mask value at the end: refused before anything of the last forward changed.
+  TokenBatch bad = batch;
+  bad.mask(2, 5) = 2;
+  CHECK_THROWS_WITH_AS(model.forward(bad), "forward: mask[2, 5] must be 0 or 1, got 2", InvalidArgument);
+  TokenBatch bad_segments = batch;
+  bad_segments.mask(1, 5) = 1;  // a valid mask change, then a bad segment: still nothing changes
+  bad_segments.segments(2, 5) = 7;
+  CHECK_THROWS_AS(model.forward(bad_segments), InvalidArgument);
+  model.backward(dlogits, false);
+  CHECK(model.input_grad() == expected);
+  // The same batch with a uint8 mask, a bool mask, and a view of a caller's int32 buffer.
+  TokenBatch as_uint8 = batch, as_bool = batch, as_view = batch;
+  as_uint8.set_mask(Tensor<std::uint8_t, 2>(xt::cast<std::uint8_t>(batch.mask)));
+  as_bool.set_mask(Tensor<bool, 2>(xt::cast<bool>(batch.mask)));
+  std::vector<std::int32_t> mask32(batch.mask.begin(), batch.mask.end());
+  as_view.set_mask(xt::adapt(mask32.data(), mask32.size(), xt::no_ownership(), batch.mask.shape()));
+  for (const TokenBatch* b : {&as_uint8, &as_bool, &as_view}) CHECK(model.forward(*b) == logits);
+}

@@ -2,7 +2,8 @@
 // Adapts a TransformerClassifier and one batch to the perturbers' objective protocol (core/objective.hpp):
 //   T operator()(const Tensor<T, 3>& x, GradientView<T>& grad_x, const Evaluation<T>& request)
 // x = token embeddings + delta. The model runs forward(batch, &delta) with delta = x - embeddings(), so
-// parameter gradients, when requested, reach the token table too.
+// parameter gradients, when requested, reach the token table too, and backward_into writes dLoss/dx into
+// grad_x (the model's input_grad() is left alone).
 
 #include <cstdint>
 #include <utility>
@@ -58,8 +59,7 @@ class ClassifierObjective {
       ce.backward(dlogits_);
     }
     if (request.scale != T(1)) simd::scale(dlogits_.size(), request.scale, dlogits_.data());
-    model_.backward(dlogits_, request.parameter_gradients);
-    grad_x = model_.input_grad();
+    model_.backward_into(dlogits_, grad_x, request.parameter_gradients);  // straight into the perturber's buffer
     return loss;
   }
 

@@ -19,10 +19,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "robustxlt/core/error.hpp"
 #include "robustxlt/core/memory.hpp"
+#include "robustxlt/core/norms.hpp"
+#include "robustxlt/core/objective.hpp"
 #include "robustxlt/core/random.hpp"
 #include "robustxlt/core/simd.hpp"
 #include "robustxlt/core/tensor.hpp"
@@ -38,6 +41,17 @@ struct TokenBatch {
   Tensor<std::int64_t, 2> ids;       // [B, T] token ids in [0, vocab_size); may be empty for forward_embeddings
   Tensor<std::int64_t, 2> mask;      // [B, T] 1 = token, 0 = padding; empty = every position is a token
   Tensor<std::int64_t, 2> segments;  // [B, T] segment ids in [0, type_vocab_size); empty = all 0
+
+  // Sets mask from any [B, T] integral or bool tensor or view (a tokenizer's uint8 attention mask through
+  // xt::adapt, say); the forward pass checks it as it checks every mask (values exactly 0 or 1, the first
+  // other value named by position). A floating mask does not compile.
+  template <class M>
+  TokenBatch& set_mask(const M& m) {
+    static_assert(std::is_integral_v<std::decay_t<typename M::value_type>>,
+                  "TokenBatch::set_mask: a mask must hold an integral or bool type (1 = token, 0 = padding)");
+    mask = xt::cast<std::int64_t>(m);
+    return *this;
+  }
 };
 
 template <class T>
@@ -137,8 +151,8 @@ class TransformerClassifier {
   const Tensor<T, 2>& forward(const TokenBatch& batch, const Tensor<T, 3>* delta = nullptr) {
     check_ids("forward", batch.ids);
     const std::size_t B = batch.ids.shape()[0], Tn = batch.ids.shape()[1];
-    prepare(B, Tn, batch, "forward");
     if (delta) check_embeddings("forward", "delta", *delta, B, Tn);
+    prepare(B, Tn, batch, "forward");
     const T* table = params_.value(tok_);
     const std::size_t D = cfg_.dim;
     for (std::size_t n = 0; n < B * Tn; ++n) {
@@ -158,8 +172,8 @@ class TransformerClassifier {
       detail::fail<ShapeError>("forward_embeddings: embeddings must have shape [B >= 1, T >= 1, ", cfg_.dim, "], got ",
                                shape_string(embeddings.shape()));
     const std::size_t B = embeddings.shape()[0], Tn = embeddings.shape()[1];
-    prepare(B, Tn, batch, "forward_embeddings");
     check_embeddings("forward_embeddings", "embeddings", embeddings, B, Tn);
+    prepare(B, Tn, batch, "forward_embeddings");
     std::copy_n(embeddings.data(), embeddings.size(), bufs_(Buf::input));
     from_ids_ = false;
     return run_forward();
@@ -186,6 +200,28 @@ class TransformerClassifier {
   // Gradient of the loss w.r.t. the input embeddings (token embeddings + delta, or the caller's), [B, T, D].
   // Exactly zero at padded positions.
   const Tensor<T, 3>& input_grad() const noexcept { return input_grad_; }
+
+  // backward, writing the input gradient into the caller's [B, T, D] buffer (a contiguous container or view:
+  // an objective's GradientView, an xt::adapt of the caller's memory) instead of input_grad(), which keeps
+  // its previous contents. With an embedding layer norm the gradient is computed there directly, no copy.
+  // Throws ShapeError when the buffer's shape is not the last forward's [B, T, D], and as backward.
+  template <class E>
+  void backward_into(const Tensor<T, 2>& dlogits, E&& input_grad, bool parameter_gradients = true) {
+    if (B_ == 0) detail::fail("backward_into: call forward first");
+    auto v = detail::view3(input_grad, "backward_into", "input_grad");
+    static_assert(!std::is_const_v<std::remove_pointer_t<decltype(v.data)>>, "backward_into: input_grad must be writable");
+    static_assert(std::is_same_v<std::remove_pointer_t<decltype(v.data)>, T>,
+                  "backward_into: input_grad must hold the model's scalar type");
+    if (v.B != B_ || v.T != T_ || v.D != cfg_.dim)
+      detail::fail<ShapeError>("backward_into: input_grad must have shape [", B_, ", ", T_, ", ", cfg_.dim, "], got [", v.B,
+                               ", ", v.T, ", ", v.D, "]");
+    struct Reset {
+      T*& target;
+      ~Reset() { target = nullptr; }
+    } reset{input_grad_out_};
+    input_grad_out_ = v.data;
+    backward(dlogits, parameter_gradients);
+  }
 
   // Convenience: forward from ids (+ delta), cross-entropy against labels, backward. Returns the loss.
   T loss_and_backward(const TokenBatch& batch, const Tensor<std::int64_t, 1>& labels,
@@ -536,42 +572,38 @@ class TransformerClassifier {
   }
 
   // Validates mask and segments for a [B, T] batch and sizes every buffer; checks the memory budget first.
+  // Every check runs before any member changes, so a refused batch leaves the last forward's state (and the
+  // backward that may follow it) intact. The mask follows the library's one rule (core/norms.hpp TokenMask).
   void prepare(std::size_t B, std::size_t Tn, const TokenBatch& batch, const char* where) {
     if (Tn > cfg_.max_positions)
       detail::fail(where, ": sequence length must be <= max_positions ", cfg_.max_positions, ", got ", Tn);
     if (const std::size_t need = forward_bytes(B, Tn); need > memory_budget())
       check_memory_budget(where, detail::concat("activations of a batch of shape [", B, ", ", Tn, "]"), need);
     const std::size_t N = B * Tn;
-    key_valid_.assign(N, 1);
-    if (batch.mask.size() != 0) {
-      detail::check_shape(where, "mask", batch.mask.shape(), std::array<std::size_t, 2>{B, Tn});
-      for (std::size_t n = 0; n < N; ++n) {
-        const auto m = batch.mask.data()[n];
-        if (m != 0 && m != 1)
-          detail::fail(where, ": mask[", n / Tn, ", ", n % Tn, "] must be 0 or 1, got ", m);
-        key_valid_[n] = static_cast<std::uint8_t>(m);
-      }
-    }
-    valid_count_.assign(B, 0);
+    const TokenMask mask = TokenMask::from(batch.mask, B, Tn, where);
     for (std::size_t b = 0; b < B; ++b) {
-      for (std::size_t t = 0; t < Tn; ++t) valid_count_[b] += key_valid_[b * Tn + t];
-      if (valid_count_[b] == 0)
+      if (mask.tokens(b).empty())
         detail::fail(where, ": mask row ", b, " must contain at least one token, got only padding");
-      if (cfg_.pooling == Pooling::first && !key_valid_[b * Tn])
+      if (cfg_.pooling == Pooling::first && !mask.valid(b * Tn))
         detail::fail(where, ": mask[", b, ", 0] must be 1 for first-token pooling, got 0");
     }
-    segments_.assign(N, 0);
+    const std::size_t S = cfg_.type_vocab_size;
     if (batch.segments.size() != 0) {
       detail::check_shape(where, "segments", batch.segments.shape(), std::array<std::size_t, 2>{B, Tn});
-      const std::size_t S = cfg_.type_vocab_size;
       for (std::size_t n = 0; n < N; ++n) {
         const auto s = batch.segments.data()[n];
         if (S == 0 ? s != 0 : (s < 0 || static_cast<std::size_t>(s) >= S))
           detail::fail(where, ": segments[", n / Tn, ", ", n % Tn, "] must be in [0, ", std::max<std::size_t>(S, 1),
                        "), got ", s);
-        segments_[n] = static_cast<std::size_t>(s);
       }
     }
+    key_valid_.resize(N);
+    for (std::size_t n = 0; n < N; ++n) key_valid_[n] = mask.valid(n) ? 1 : 0;
+    valid_count_.resize(B);
+    for (std::size_t b = 0; b < B; ++b) valid_count_[b] = mask.tokens(b).size();
+    segments_.assign(N, 0);
+    if (batch.segments.size() != 0)
+      for (std::size_t n = 0; n < N; ++n) segments_[n] = static_cast<std::size_t>(batch.segments.data()[n]);
     B_ = B;
     T_ = Tn;
     dropout_at_forward_ = dropout_active();
@@ -838,9 +870,11 @@ class TransformerClassifier {
     dropout_backward_in_place(d_x0, bufs_(Buf::emb_mask), N * D);
     const T* d_sum = d_x0;
     if (cfg_.embedding_layer_norm) {
-      norm_backward(bufs_(Buf::d_emb_sum), emb_norm_w_, emb_norm_b_, d_x0, bufs_(Buf::emb_sum), bufs_(Buf::emb_mean),
+      // Into the caller's buffer when backward_into gave one: it is then the input gradient, uncopied.
+      T* d_emb_sum = input_grad_out_ ? input_grad_out_ : bufs_(Buf::d_emb_sum);
+      norm_backward(d_emb_sum, emb_norm_w_, emb_norm_b_, d_x0, bufs_(Buf::emb_sum), bufs_(Buf::emb_mean),
                     bufs_(Buf::emb_rstd), true);
-      d_sum = bufs_(Buf::d_emb_sum);
+      d_sum = d_emb_sum;
     }
     T* d_pos = grad(pos_);
     T* d_seg = cfg_.type_vocab_size ? grad(seg_) : nullptr;
@@ -849,8 +883,12 @@ class TransformerClassifier {
         simd::add_inplace(D, d_sum + n * D, d_pos + (n % Tn) * D);
         if (d_seg) simd::add_inplace(D, d_sum + n * D, d_seg + segments_[n] * D);
       }
-    if (input_grad_.shape() != std::array<std::size_t, 3>{B_, Tn, D}) input_grad_ = Tensor<T, 3>::from_shape({B_, Tn, D});
-    std::copy_n(d_sum, N * D, input_grad_.data());
+    if (input_grad_out_) {
+      if (d_sum != input_grad_out_) std::copy_n(d_sum, N * D, input_grad_out_);
+    } else {
+      if (input_grad_.shape() != std::array<std::size_t, 3>{B_, Tn, D}) input_grad_ = Tensor<T, 3>::from_shape({B_, Tn, D});
+      std::copy_n(d_sum, N * D, input_grad_.data());
+    }
     if (from_ids_ && param_grads_) {
       T* d_tok = grad(tok_);
       for (std::size_t n = 0; n < N; ++n)
@@ -874,6 +912,7 @@ class TransformerClassifier {
   std::uint64_t dropout_step_seed_ = 0;
   Tensor<std::int64_t, 2> ids_;           // [B, T]
   std::vector<std::uint8_t> key_valid_;   // [N]
+  T* input_grad_out_ = nullptr;            // the caller's input-gradient buffer during backward_into
   std::vector<std::size_t> valid_count_;  // [B]
   std::vector<std::size_t> segments_;     // [N]
   Buffers bufs_;                          // rows held once
