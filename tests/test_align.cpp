@@ -173,6 +173,19 @@ TEST_CASE("softmax links, distortion, cosine similarity, subwords") {
   const auto w = average_subwords(sub, {0, 0, 1}, 2);
   CHECK(w == Tensor<float, 2>{{2, 3}, {5, 6}});
   CHECK_THROWS_WITH_AS(average_subwords(sub, {0, 0, 0}, 2), "average_subwords: word 1 has no subword", InvalidArgument);
+  // -1 marks a subword of no word ([CLS] and [SEP] around "un|do it"; word ids as a tokenizer gives them):
+  // its links are dropped and its vector is not averaged in.
+  CHECK(words_from_subwords(links({{0, 0}, {1, 0}, {2, 0}, {3, 1}, {4, 1}}), {-1, 0, 0, 1, -1}, {0, 1}) ==
+        links({{0, 0}, {1, 1}}));
+  CHECK_THROWS_WITH_AS(words_from_subwords(links({{0, 0}}), {-2}, {0}),
+                       "words_from_subwords: source_word[0] must be a word index >= 0 or -1 (no word), got -2",
+                       InvalidArgument);
+  CHECK(average_subwords(Tensor<float, 2>{{9, 9}, {1, 2}, {3, 4}, {5, 6}}, {-1, 0, 0, 1}, 2) == w);
+  // Links are int64, like every index of the public API: indices past 2^32 survive a Pharaoh round trip
+  // of formatting (parsing accepts up to 9 digits per index).
+  std::vector<SentenceAlignment> big(1);
+  big[0].sure = {Link{std::int64_t(1) << 33, 2}};
+  CHECK(format_pharaoh(big) == "8589934592-2\n");
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ std::vector<Link> argmax_intersection(const Tensor<T, 2>& sim, const std::vector
   for (std::size_t i = 0; i < m; ++i) {
     const std::size_t j = row_best[i];
     if (col_best[j] == i && (!allowed || (*allowed)[i * n + j]))
-      out.push_back({static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(j)});
+      out.push_back({static_cast<std::int64_t>(i), static_cast<std::int64_t>(j)});
   }
   return out;
 }
@@ -154,7 +154,7 @@ std::vector<Link> itermax_links(const Tensor<T, 2>& sim, int max_rounds = 2, T h
   if (std::min(m, n) <= 2) return links;
   for (int round = 1; round < max_rounds; ++round) {
     std::vector<std::uint8_t> row_aligned(m, 0), col_aligned(n, 0);
-    for (const auto& l : links) row_aligned[l.source] = col_aligned[l.target] = 1;
+    for (const auto& l : links) row_aligned[static_cast<std::size_t>(l.source)] = col_aligned[static_cast<std::size_t>(l.target)] = 1;
     const bool rows_left = std::count(row_aligned.begin(), row_aligned.end(), 0) > 0;
     const bool cols_left = std::count(col_aligned.begin(), col_aligned.end(), 0) > 0;
     if (!rows_left || !cols_left) break;
@@ -266,7 +266,7 @@ std::vector<Link> match_links(const Tensor<T, 2>& sim) {
     }
   }
   for (std::size_t r = 0; r < R; ++r) {
-    const auto a = static_cast<std::uint32_t>(r), b = static_cast<std::uint32_t>(col_of[r]);
+    const auto a = static_cast<std::int64_t>(r), b = static_cast<std::int64_t>(col_of[r]);
     out.push_back(transpose ? Link{b, a} : Link{a, b});
   }
   std::sort(out.begin(), out.end());
@@ -300,40 +300,52 @@ std::vector<Link> softmax_links(const Tensor<T, 2>& sim, T threshold = T(1e-3)) 
   for (std::size_t i = 0; i < m; ++i)
     for (std::size_t j = 0; j < n; ++j)
       if (fwd(i, j) > threshold && bwd(i, j) > threshold)
-        out.push_back({static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(j)});
+        out.push_back({static_cast<std::int64_t>(i), static_cast<std::int64_t>(j)});
   return out;
 }
 
 // Word links from subword links: a link between subwords s and t links words source_word[s] and
-// target_word[t]. Throws InvalidArgument when a subword index is outside the maps.
-inline std::vector<Link> words_from_subwords(const std::vector<Link>& subword_links, const std::vector<std::uint32_t>& source_word,
-                                             const std::vector<std::uint32_t>& target_word) {
+// target_word[t]; a map entry of -1 means the subword belongs to no word (a special token such as [CLS],
+// a Hugging Face word id of None), and links touching it are dropped. Throws InvalidArgument when a
+// subword index is outside the maps or a map entry is below -1.
+inline std::vector<Link> words_from_subwords(const std::vector<Link>& subword_links, const std::vector<std::int64_t>& source_word,
+                                             const std::vector<std::int64_t>& target_word) {
+  for (const auto* map : {&source_word, &target_word})
+    for (std::size_t k = 0; k < map->size(); ++k)
+      if ((*map)[k] < -1)
+        robustxlt::detail::fail("words_from_subwords: ", map == &source_word ? "source_word[" : "target_word[", k,
+                                "] must be a word index >= 0 or -1 (no word), got ", (*map)[k]);
   std::vector<Link> out;
   for (const auto& l : subword_links) {
-    if (l.source >= source_word.size() || l.target >= target_word.size())
+    if (l.source < 0 || l.target < 0 || static_cast<std::size_t>(l.source) >= source_word.size() ||
+        static_cast<std::size_t>(l.target) >= target_word.size())
       robustxlt::detail::fail("words_from_subwords: link (", l.source, ", ", l.target, ") outside the subword maps of ",
                               source_word.size(), " and ", target_word.size(), " subwords");
-    out.push_back({source_word[l.source], target_word[l.target]});
+    const std::int64_t a = source_word[static_cast<std::size_t>(l.source)], b = target_word[static_cast<std::size_t>(l.target)];
+    if (a >= 0 && b >= 0) out.push_back({a, b});
   }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 
-// Word vectors as the mean of their subword vectors: vectors [s, d], word_of[s] in [0, words); every word
-// must own at least one subword. Throws InvalidArgument otherwise.
+// Word vectors as the mean of their subword vectors: vectors [s, d], word_of[s] in [0, words), or -1 for
+// a subword of no word (skipped); every word must own at least one subword. Throws InvalidArgument
+// otherwise, ShapeError when word_of does not have one entry per subword.
 template <class T>
-Tensor<T, 2> average_subwords(const Tensor<T, 2>& vectors, const std::vector<std::uint32_t>& word_of, std::size_t words) {
+Tensor<T, 2> average_subwords(const Tensor<T, 2>& vectors, const std::vector<std::int64_t>& word_of, std::size_t words) {
   const std::size_t s = vectors.shape()[0], d = vectors.shape()[1];
   if (word_of.size() != s)
     robustxlt::detail::fail<ShapeError>("average_subwords: word_of must have one entry per subword (", s, "), got ", word_of.size());
   Tensor<T, 2> out = xt::zeros<T>({words, d});
   std::vector<std::size_t> count(words, 0);
   for (std::size_t k = 0; k < s; ++k) {
-    if (word_of[k] >= words)
-      robustxlt::detail::fail("average_subwords: word_of[", k, "] must be < ", words, ", got ", word_of[k]);
-    simd::add_inplace(d, vectors.data() + k * d, out.data() + word_of[k] * d);
-    ++count[word_of[k]];
+    if (word_of[k] == -1) continue;
+    if (word_of[k] < 0 || static_cast<std::size_t>(word_of[k]) >= words)
+      robustxlt::detail::fail("average_subwords: word_of[", k, "] must be in [0, ", words, ") or -1 (no word), got ", word_of[k]);
+    const auto w = static_cast<std::size_t>(word_of[k]);
+    simd::add_inplace(d, vectors.data() + k * d, out.data() + w * d);
+    ++count[w];
   }
   for (std::size_t w = 0; w < words; ++w) {
     if (count[w] == 0) robustxlt::detail::fail("average_subwords: word ", w, " has no subword");

@@ -19,8 +19,8 @@
 namespace robustxlt::align {
 
 struct Link {
-  std::uint32_t source = 0;  // word index in the source sentence (0-based)
-  std::uint32_t target = 0;  // word index in the target sentence (0-based)
+  std::int64_t source = 0;  // word index in the source sentence (0-based)
+  std::int64_t target = 0;  // word index in the target sentence (0-based)
   friend bool operator==(const Link& a, const Link& b) { return a.source == b.source && a.target == b.target; }
   friend bool operator<(const Link& a, const Link& b) {
     return a.source != b.source ? a.source < b.source : a.target < b.target;
@@ -112,11 +112,11 @@ inline std::vector<SentenceAlignment> parse_pharaoh(std::string_view text, const
         --a;
         --c;
       }
-      Link lk{static_cast<std::uint32_t>(a), static_cast<std::uint32_t>(c)};
+      Link lk{static_cast<std::int64_t>(a), static_cast<std::int64_t>(c)};
       if (opt.reverse) std::swap(lk.source, lk.target);
       if (!opt.lengths.empty() && out.size() < opt.lengths.size()) {
         const auto [m, n] = opt.lengths[out.size()];
-        if (lk.source >= m || lk.target >= n)
+        if (static_cast<std::size_t>(lk.source) >= m || static_cast<std::size_t>(lk.target) >= n)
           fail("link '", tok, "' is outside the sentence pair of lengths ", m, " x ", n);
       }
       (tok[sep] == '-' ? s.sure : s.possible).push_back(lk);
@@ -137,12 +137,12 @@ inline std::vector<SentenceAlignment> load_pharaoh(const std::filesystem::path& 
 // Pharaoh text for alignments (sure as i-j, possible as ipj, sorted, ids as prefixes when present).
 inline std::string format_pharaoh(const std::vector<SentenceAlignment>& corpus, const PharaohOptions& opt = {}) {
   std::string out;
-  const std::uint32_t base = opt.one_based ? 1 : 0;
+  const std::int64_t base = opt.one_based ? 1 : 0;
   for (const auto& s : corpus) {
     if (!s.id.empty()) out += s.id + "\t";
     bool first = true;
     auto put = [&](const Link& l, char sep) {
-      const std::uint32_t a = (opt.reverse ? l.target : l.source) + base, b = (opt.reverse ? l.source : l.target) + base;
+      const std::int64_t a = (opt.reverse ? l.target : l.source) + base, b = (opt.reverse ? l.source : l.target) + base;
       if (!first) out += ' ';
       out += std::to_string(a) + sep + std::to_string(b);
       first = false;
