@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <robustxlt/robustxlt.hpp>
 #include <vector>
 
@@ -993,16 +994,22 @@ TEST_CASE("memory budget: absurd batches and configs fail with MemoryBudgetError
 // Parity with PyTorch (fixtures written by tests/make_nn_fixtures.py; run by the nn_pytorch_parity ctest).
 
 
-TEST_CASE("PyTorch parity: logits, loss and every gradient within 1e-4") {
+// The fixture folder of ROBUSTXLT_FIXTURES when it holds `file`; otherwise nothing, and the binary reports
+// the parity tests skipped.
+std::optional<fs::path> parity_fixtures(const char* file) {
   const char* env = std::getenv("ROBUSTXLT_FIXTURES");
-  if (!env || !fs::exists(fs::path(env) / "postln.io.safetensors")) {
-    MESSAGE("PyTorch fixtures not found (set ROBUSTXLT_FIXTURES); skipping");
-    robustxlt_test::parity_skipped = true;
-    return;
-  }
+  if (env && fs::exists(fs::path(env) / file)) return fs::path(env);
+  MESSAGE("PyTorch fixture ", file, " not found (set ROBUSTXLT_FIXTURES); skipping");
+  robustxlt_test::parity_skipped = true;
+  return std::nullopt;
+}
+
+TEST_CASE("PyTorch parity: logits, loss and every gradient within 1e-4") {
+  const auto fixtures = parity_fixtures("postln.io.safetensors");
+  if (!fixtures) return;
   for (const char* name : {"postln", "preln"}) {
     CAPTURE(name);
-    const fs::path dir(env);
+    const fs::path& dir = *fixtures;
     TransformerClassifier<float> model = load_model<float>(dir / (std::string(name) + ".weights.safetensors"));
     SafetensorsReader io(dir / (std::string(name) + ".io.safetensors"));
     TokenBatch batch;
@@ -1043,15 +1050,11 @@ TEST_CASE("PyTorch parity: logits, loss and every gradient within 1e-4") {
 }
 
 TEST_CASE("PyTorch parity: 5 AdamW steps with warmup, decay and clipping; loss after each step and final weights within 1e-5") {
-  const char* env = std::getenv("ROBUSTXLT_FIXTURES");
-  if (!env || !fs::exists(fs::path(env) / "postln.train.safetensors")) {
-    MESSAGE("PyTorch training fixtures not found (set ROBUSTXLT_FIXTURES); skipping");
-    robustxlt_test::parity_skipped = true;
-    return;
-  }
+  const auto fixtures = parity_fixtures("postln.train.safetensors");
+  if (!fixtures) return;
   for (const char* name : {"postln", "preln"}) {
     CAPTURE(name);
-    const fs::path dir(env);
+    const fs::path& dir = *fixtures;
     // float64 on both sides, so the comparison measures the algorithm, not float32 rounding that AdamW's
     // m / sqrt(v) would amplify where a gradient is near zero.
     TransformerClassifier<double> model = load_model<double>(dir / (std::string(name) + ".train_init.safetensors"));
