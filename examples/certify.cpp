@@ -28,7 +28,6 @@
 #include <string>
 #include <vector>
 
-#include "example_support.hpp"
 #include "word_order_task.hpp"
 
 using namespace robustxlt;
@@ -267,8 +266,7 @@ int main(int argc, char** argv) {
         noise::add_embedding_noise(delta, copies.mask, noise::EmbeddingNoise::gaussian, static_cast<float>(sigma), seed,
                                    first, i);
         const Tensor<float, 2>& logits = model.forward(copies, &delta);
-        labels.resize(count);
-        for (std::size_t k = 0; k < count; ++k) labels[k] = examples::argmax_row(logits, k);
+        labels = nn::predictions(logits);
       };
       const auto start = std::chrono::steady_clock::now();
       // CERTIFY: the class with most votes among n0 selection copies, then its count among n fresh copies.

@@ -1,19 +1,12 @@
 #pragma once
-// Small helpers the example programs share: the predicted class of a logits row and a wall-clock stopwatch.
+// Small helpers the example programs share: a wall-clock stopwatch. (The predicted class of a logits row is
+// the library's nn::predictions.)
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <robustxlt/core.hpp>
 
 namespace examples {
-
-// The class with the largest logit in row b of z [B, C]; ties go to the lowest class.
-inline std::int64_t argmax_row(const robustxlt::Tensor<float, 2>& z, std::size_t b) {
-  std::size_t best = 0;
-  for (std::size_t c = 1; c < z.shape()[1]; ++c)
-    if (z(b, c) > z(b, best)) best = c;
-  return static_cast<std::int64_t>(best);
-}
 
 // Seconds of wall-clock time since construction.
 class Stopwatch {

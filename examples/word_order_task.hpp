@@ -6,7 +6,6 @@
 #include <robustxlt/core.hpp>
 #include <robustxlt/nn.hpp>
 
-#include "example_support.hpp"
 
 namespace word_order_task {
 
@@ -51,8 +50,9 @@ inline void draw_batch(robustxlt::Rng& rng, std::size_t B, std::size_t T, std::s
 
 // Fraction of rows whose largest logit is the label.
 inline double accuracy(const robustxlt::Tensor<float, 2>& logits, const robustxlt::Tensor<std::int64_t, 1>& y) {
+  const std::vector<std::int64_t> predicted = robustxlt::nn::predictions(logits);
   std::size_t correct = 0;
-  for (std::size_t b = 0; b < y.size(); ++b) correct += examples::argmax_row(logits, b) == y(b);
+  for (std::size_t b = 0; b < y.size(); ++b) correct += predicted[b] == y(b);
   return static_cast<double>(correct) / static_cast<double>(y.size());
 }
 

@@ -468,14 +468,9 @@ TEST_CASE("transformer: learns a word-order task") {
   }
   model.eval();
   make(256, batch, y);
-  const auto& z = model.forward(batch);
+  const std::vector<std::int64_t> predicted = predictions(model.forward(batch));
   std::size_t correct = 0;
-  for (std::size_t b = 0; b < 256; ++b) {
-    std::int64_t best = 0;
-    for (std::int64_t c = 1; c < 3; ++c)
-      if (z(b, static_cast<std::size_t>(c)) > z(b, static_cast<std::size_t>(best))) best = c;
-    correct += best == y(b);
-  }
+  for (std::size_t b = 0; b < 256; ++b) correct += predicted[b] == y(b);
   INFO("first loss ", first_loss, ", last loss ", last_loss, ", accuracy ", correct / 256.0);
   CHECK(last_loss < 0.5f * first_loss);
   CHECK(correct >= 230);  // chance is about 1/3
@@ -1159,4 +1154,13 @@ TEST_CASE("transformer: a refused batch leaves the last forward intact; masks of
   std::vector<std::int32_t> mask32(batch.mask.begin(), batch.mask.end());
   as_view.set_mask(xt::adapt(mask32.data(), mask32.size(), xt::no_ownership(), batch.mask.shape()));
   for (const TokenBatch* b : {&as_uint8, &as_bool, &as_view}) CHECK(model.forward(*b) == logits);
+}
+
+TEST_CASE("predictions: the largest logit per row, ties to the lowest class, non-finite logits refused") {
+  const Tensor<float, 2> z = {{0.1f, 2.0f, -1.0f}, {3.0f, 3.0f, 1.0f}, {-5.0f, -4.0f, -4.0f}};
+  CHECK(predictions(z) == std::vector<std::int64_t>{1, 0, 1});
+  Tensor<float, 2> bad = z;
+  bad(2, 0) = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(predictions(bad), "predictions: logits must be finite, got NaN or Inf", NumericError);
+  CHECK_THROWS_AS(predictions(Tensor<float, 2>::from_shape({0, 3})), ShapeError);
 }

@@ -44,8 +44,8 @@ inline double accuracy(robustxlt::nn::TransformerClassifier<float>& model, const
     auto batch = empty_batch(n, kMaxLength);
     for (std::size_t b = 0; b < n; ++b)
       encode(world, test[start + b], l1, l2, seed, (start + b) * 64 + static_cast<std::uint64_t>((l1 + 1) * 8 + l2 + 1), batch, b);
-    const auto& z = model.forward(batch);
-    for (std::size_t b = 0; b < n; ++b) correct += examples::argmax_row(z, b) == test[start + b].label;
+    const std::vector<std::int64_t> predicted = robustxlt::nn::predictions(model.forward(batch));
+    for (std::size_t b = 0; b < n; ++b) correct += predicted[b] == test[start + b].label;
   }
   return static_cast<double>(correct) / static_cast<double>(test.size());
 }
@@ -81,9 +81,7 @@ inline SmoothedMetrics smoothed_metrics(robustxlt::nn::TransformerClassifier<flo
       robustxlt::noise::add_embedding_noise(delta, batch.mask, robustxlt::noise::EmbeddingNoise::gaussian,
                                             static_cast<float>(opt.sigma), noise_seed,
                                             (static_cast<std::uint64_t>(i) << 20) + first, 0);
-      const auto& z = model.forward(batch, &delta);
-      out.resize(count);
-      for (std::size_t b = 0; b < count; ++b) out[b] = examples::argmax_row(z, b);
+      out = robustxlt::nn::predictions(model.forward(batch, &delta));
     };
     auto g = smooth::make_smoothed_classifier<float>(classify, kClasses, opt.sigma, 128);
     const auto p = g.predict(opt.smooth_n, opt.alpha);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "robustxlt/core/error.hpp"
 #include "robustxlt/core/simd.hpp"
@@ -114,6 +115,23 @@ class CrossEntropy {
 };
 
 // One call: returns the loss and, when dlogits is non-null, writes dLoss/dlogits [B, C].
+// The predicted class of each row of logits [B, C]: the index of the largest logit, ties to the lowest
+// class. Throws ShapeError on an empty batch or no classes, NumericError on a NaN or Inf logit.
+template <class T>
+std::vector<std::int64_t> predictions(const Tensor<T, 2>& logits) {
+  detail_loss::check_logits("predictions", "logits", logits);
+  const std::size_t B = logits.shape()[0], C = logits.shape()[1];
+  std::vector<std::int64_t> out(B);
+  for (std::size_t b = 0; b < B; ++b) {
+    const T* row = logits.data() + b * C;
+    std::size_t best = 0;
+    for (std::size_t c = 1; c < C; ++c)
+      if (row[c] > row[best]) best = c;
+    out[b] = static_cast<std::int64_t>(best);
+  }
+  return out;
+}
+
 template <class T>
 T cross_entropy(const Tensor<T, 2>& logits, const Tensor<std::int64_t, 1>& labels, Tensor<T, 2>* dlogits = nullptr,
                 const CrossEntropyOptions<T>& opt = {}) {
