@@ -9,9 +9,7 @@ int main() {
   cfg.vocab_size = 100, cfg.max_positions = 16, cfg.dim = 32, cfg.heads = 4, cfg.ff_dim = 64, cfg.layers = 2;
   cfg.num_classes = 2;
   nn::TransformerClassifier<float> model(cfg, /*seed=*/1);
-  nn::AdamWOptions<float> adamw;
-  adamw.lr = 1e-3f;
-  nn::AdamW<float> opt(model.params(), adamw);
+  nn::AdamW<float> opt(model.params(), {});  // lr 1e-3, betas 0.9 / 0.999, weight decay 0.01
 
   nn::TokenBatch batch;
   batch.ids = {{7, 21, 3, 40}, {7, 40, 3, 0}};

@@ -1,5 +1,4 @@
 #include <robustxlt/robustxlt.hpp>
-#include <cmath>
 #include <cstdio>
 using namespace robustxlt;
 
@@ -27,16 +26,6 @@ int main() {
   const auto switched = code_switch.augment(sentence, 1, /*seed=*/42, /*example=*/0);
   const std::string word = vocab.word(switched(0, 1));
   ok = ok && (word == "gut" || word == "bon");
-
-  // RS-RP: uniform noise in the per-token L2 ball of radius 0.1, only at token positions.
-  Tensor<float, 3> x = xt::zeros<float>({1, 3, 8});
-  const Tensor<int, 2> mask = {{1, 1, 0}};
-  noise::add_embedding_noise(x, mask, noise::EmbeddingNoise::l2_ball, 0.1f, /*seed=*/42, /*first_example=*/0, /*copy=*/0);
-  for (std::size_t t = 0; t < 3; ++t) {
-    float squared = 0;
-    for (std::size_t d = 0; d < 8; ++d) squared += x(0, t, d) * x(0, t, d);
-    ok = ok && (mask(0, t) ? squared > 0 && squared <= 0.01f + 1e-6f : squared == 0);
-  }
   std::printf("code-switched: %s; checks %s\n", word.c_str(), ok ? "passed" : "FAILED");
   return ok ? 0 : 1;
 }
