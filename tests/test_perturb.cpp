@@ -347,6 +347,29 @@ TEST_CASE("non-finite gradients: an error by default, or the sequence is skipped
   CHECK(std::all_of(r.delta.begin(), r.delta.end(), [](float v) { return std::isfinite(v); }));
 }
 
+TEST_CASE("objective protocol: generic objectives take the view; kernels take a radius of another precision") {
+  const Tensor<float, 3> x0 = xt::ones<float>({1, 2, 3});
+  PGDOptions<float> opt;
+  opt.ball = {Norm::l2, Granularity::token, 1.0f};
+  opt.step_size = 0.1f;
+  auto by_reference = [](const auto& x, auto& g) {  // deduced return type: never compiled against a Tensor
+    g = 2.0f * x;
+    return 0.0f;
+  };
+  auto forwarding = [](const auto& x, auto&& g) -> float {
+    g = x;
+    return 0.0f;
+  };
+  const auto a = pgd(by_reference, x0, Tensor<int, 2>{}, opt), b = pgd(forwarding, x0, Tensor<int, 2>{}, opt);
+  CHECK(a.delta == b.delta);  // the same direction, x0 everywhere: each token moves 0.1 along (1, 1, 1)
+  CHECK(std::abs(a.delta(0, 1, 2) - 0.1f / std::sqrt(3.0f)) < 1e-6f);
+  // A double radius or magnitude for float deltas, as before the kernels shared their draws.
+  Tensor<float, 3> d = xt::zeros<float>({1, 2, 3});
+  freelb_start(d, Tensor<int, 2>{}, Norm::linf, 0.5, 7);
+  CHECK(xt::amax(xt::abs(d))() <= 0.5f);
+  CHECK(xt::amax(xt::abs(d))() > 0.0f);
+}
+
 TEST_CASE("objective protocol: grad_x is a view of one buffer the perturber owns, zeroed before each call") {
   const Tensor<float, 3> x0 = xt::zeros<float>({2, 3, 4});
   std::vector<const float*> buffers;

@@ -35,7 +35,7 @@ using GradientView =
 // A GradientView of a contiguous tensor's buffer.
 template <class T>
 GradientView<T> gradient_view(Tensor<T, 3>& t) {
-  return xt::adapt(t.data(), t.size(), xt::no_ownership(), t.shape());
+  return xt::adapt<xt::layout_type::row_major>(t.data(), t.size(), xt::no_ownership(), t.shape());
 }
 
 template <class T>
@@ -52,14 +52,52 @@ inline constexpr bool is_full_objective =
 template <class F, class T>
 inline constexpr bool is_attack_objective = std::is_invocable_r_v<T, F&, const Tensor<T, 3>&, GradientView<T>&>;
 
+// The declared type of the gradient parameter of an objective whose call operator is not a template (a
+// lambda with explicit parameter types, a function pointer, a functor with one operator()); void for
+// generic lambdas and overloaded functors, whose parameter types are only known per call.
+template <class M>
+struct gradient_parameter_of_member {
+  using type = void;
+};
+template <class R, class C, class X, class G, class... Rest>
+struct gradient_parameter_of_member<R (C::*)(X, G, Rest...)> {
+  using type = G;
+};
+template <class R, class C, class X, class G, class... Rest>
+struct gradient_parameter_of_member<R (C::*)(X, G, Rest...) const> {
+  using type = G;
+};
+template <class R, class C, class X, class G, class... Rest>
+struct gradient_parameter_of_member<R (C::*)(X, G, Rest...) noexcept> {
+  using type = G;
+};
+template <class R, class C, class X, class G, class... Rest>
+struct gradient_parameter_of_member<R (C::*)(X, G, Rest...) const noexcept> {
+  using type = G;
+};
+template <class F, class = void>
+struct gradient_parameter {
+  using type = void;
+};
+template <class F>
+struct gradient_parameter<F, std::void_t<decltype(&F::operator())>> : gradient_parameter_of_member<decltype(&F::operator())> {};
+template <class R, class X, class G, class... Rest>
+struct gradient_parameter<R (*)(X, G, Rest...), void> {
+  using type = G;
+};
+
 // Calls either form of objective with a view of grad, which it first sizes like x and zeroes.
 template <class T, class F>
 T evaluate(const char* where, F& f, const Tensor<T, 3>& x, Tensor<T, 3>& grad, const Evaluation<T>& request) {
   constexpr bool full = is_full_objective<F, T>, attack = is_attack_objective<F, T>;
-  constexpr bool const_tensor = std::is_invocable_v<F&, const Tensor<T, 3>&, const Tensor<T, 3>&, const Evaluation<T>&> ||
-                                std::is_invocable_v<F&, const Tensor<T, 3>&, const Tensor<T, 3>&>;
-  constexpr bool owning_tensor = std::is_invocable_v<F&, const Tensor<T, 3>&, Tensor<T, 3>&, const Evaluation<T>&> ||
-                                 std::is_invocable_v<F&, const Tensor<T, 3>&, Tensor<T, 3>&>;
+  // A const or by-value Tensor gradient parameter would accept the view through a converting copy and
+  // leave the perturber's buffer empty; a Tensor<T, 3>& one is the 0.1 protocol. Both are read from the
+  // declared parameter type, so a generic objective (auto& grad_x) is never compiled against a Tensor.
+  using G = typename gradient_parameter<std::decay_t<F>>::type;
+  constexpr bool tensor_parameter = std::is_same_v<std::decay_t<G>, Tensor<T, 3>>;
+  constexpr bool owning_tensor =
+      tensor_parameter && std::is_lvalue_reference_v<G> && !std::is_const_v<std::remove_reference_t<G>>;
+  constexpr bool const_tensor = tensor_parameter && !owning_tensor;
   static_assert(!const_tensor,
                 "objective: take grad_x as GradientView<T>& grad_x (the objective writes dLoss/dx into it); a const "
                 "or by-value Tensor gradient parameter would leave the perturber's gradient empty");

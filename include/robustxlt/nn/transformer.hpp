@@ -162,6 +162,7 @@ class TransformerClassifier {
     }
     ids_ = batch.ids;
     from_ids_ = true;
+    B_ = B;
     return run_forward();
   }
 
@@ -176,6 +177,7 @@ class TransformerClassifier {
     prepare(B, Tn, batch, "forward_embeddings");
     std::copy_n(embeddings.data(), embeddings.size(), bufs_(Buf::input));
     from_ids_ = false;
+    B_ = B;
     return run_forward();
   }
 
@@ -210,7 +212,7 @@ class TransformerClassifier {
     if (B_ == 0) detail::fail("backward_into: call forward first");
     auto v = detail::view3(input_grad, "backward_into", "input_grad");
     static_assert(!std::is_const_v<std::remove_pointer_t<decltype(v.data)>>, "backward_into: input_grad must be writable");
-    static_assert(std::is_same_v<std::remove_pointer_t<decltype(v.data)>, T>,
+    static_assert(std::is_same_v<std::remove_const_t<std::remove_pointer_t<decltype(v.data)>>, T>,
                   "backward_into: input_grad must hold the model's scalar type");
     if (v.B != B_ || v.T != T_ || v.D != cfg_.dim)
       detail::fail<ShapeError>("backward_into: input_grad must have shape [", B_, ", ", T_, ", ", cfg_.dim, "], got [", v.B,
@@ -597,6 +599,9 @@ class TransformerClassifier {
                        "), got ", s);
       }
     }
+    // From here on the last forward's state is overwritten: until the caller has filled the input and sets
+    // B_ again, backward reports that no forward ran (an allocation that fails leaves no half-made state).
+    B_ = 0;
     key_valid_.resize(N);
     for (std::size_t n = 0; n < N; ++n) key_valid_[n] = mask.valid(n) ? 1 : 0;
     valid_count_.resize(B);
@@ -604,7 +609,6 @@ class TransformerClassifier {
     segments_.assign(N, 0);
     if (batch.segments.size() != 0)
       for (std::size_t n = 0; n < N; ++n) segments_[n] = static_cast<std::size_t>(batch.segments.data()[n]);
-    B_ = B;
     T_ = Tn;
     dropout_at_forward_ = dropout_active();
     allocate(Pass::forward, B, Tn, dropout_at_forward_);

@@ -333,8 +333,9 @@ void uniform_ball_start(E& delta, const M& mask, const Ball<T>& ball, std::uint6
   detail::over_groups("uniform_ball_start", "delta", delta, mask, granularity, [&](const auto& x) {
     if (x.count == 0) return;
     if (ball.norm == Norm::linf) {
+      using V = std::remove_pointer_t<decltype(x.data)>;
       Rng rng = detail::token_stream(seed, at, x.sequence(0), x.position(0));
-      rng.fill_symmetric_uniform(x.row(0), x.D, eps);
+      rng.fill_symmetric_uniform(x.row(0), x.D, static_cast<V>(eps));
       return;
     }
     double ss = 0;
@@ -373,8 +374,9 @@ void freelb_start(E& delta, const M& mask, Norm norm, T magnitude, std::uint64_t
   detail::over_groups("freelb_start", "delta", delta, mask, Granularity::sequence, [&](const auto& x) {
     const T scale = norm == Norm::l2 ? magnitude / std::sqrt(static_cast<T>(x.count * x.D)) : magnitude;
     for (std::size_t k = 0; k < x.count; ++k) {
+      using V = std::remove_pointer_t<decltype(x.data)>;
       Rng rng = detail::token_stream(seed, at, x.sequence(k), x.position(k));
-      rng.fill_symmetric_uniform(x.row(k), x.D, scale);
+      rng.fill_symmetric_uniform(x.row(k), x.D, static_cast<V>(scale));
     }
   });
 }

@@ -8,7 +8,8 @@
 
 namespace robustxlt::simd::detail::arch {
 
-constexpr bool has_log_tables(xsimd::avx512f) noexcept { return XSIMD_WITH_AVX512F; }
+// A batch of this architecture exists only where AVX-512F is compiled in.
+constexpr bool has_log_tables(xsimd::avx512f) noexcept { return true; }
 
 #if XSIMD_WITH_AVX512F
 // One 16-float permute: the entries of table[0..16) at the low 4 bits of each lane of idx.
