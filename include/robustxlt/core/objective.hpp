@@ -8,12 +8,12 @@
 // the perturber owns (zeroed before each call), so a model can write its input gradient there without a
 // copy. grad_x cannot be resized: assigning an expression of another shape throws ShapeError (declared as
 // a reference, as above, the view is the perturber's own, which also catches an assignment that reshapes
-// it to another shape of the same size). When
-// request.parameter_gradients is true the objective also accumulates (+=) the gradients of
-// request.scale * loss into the model's parameters; when false it must leave them untouched (an attack
-// step), and may skip computing them. An objective callable with only (x, grad_x) is accepted for pure
-// attacks: it is never asked for parameter gradients.
+// it to another shape of the same size). When request.parameter_gradients is true the objective also
+// accumulates (+=) the gradients of request.scale * loss into the model's parameters; when false it must
+// leave them untouched (an attack step), and may skip computing them. An objective callable with only
+// (x, grad_x) is accepted for pure attacks: it is never asked for parameter gradients.
 
+#include <algorithm>
 #include <cstddef>
 #include <memory>
 #include <stdexcept>

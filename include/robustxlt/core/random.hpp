@@ -205,9 +205,10 @@ class Rng {
   // (double) and the radius uses u in (0, 1], so |z| <= sqrt(2 * 24 ln 2) = 5.77 for float and
   // sqrt(2 * 52 ln 2) = 8.49 for double (the normal probabilities beyond, 8e-9 and 2e-17, are never
   // drawn). Float uses the polynomial -2 ln x and sin/cos of core/detail/normal_math.hpp (within 2.5e-7
-  // of the exact values), double the accurate xsimd log and sincos. The lanes, and so the uniforms, are the same on every instruction
-  // set; the normals may differ there in the last bits (FMA against separate multiply-add, and float's
-  // -2 ln u has a table path on AVX2 with FMA3 and on AVX-512 and a division path elsewhere).
+  // of the exact values), double the accurate xsimd log and sincos. The lanes, and so the uniforms, are
+  // the same on every instruction set; the normals may differ there in the last bits (FMA against separate
+  // multiply-add, and float's -2 ln u has a table path on AVX2 with FMA3 and on AVX-512 and a division path
+  // elsewhere).
   template <class T>
   void fill_normal(T* out, std::size_t n) noexcept {
     for_each_normal_block<T>(
